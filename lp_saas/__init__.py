@@ -1,0 +1,82 @@
+"""lp-saas: the student learning portfolio (學生學習歷程檔案) platform, one school per subdomain."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app. Configuration comes from the environment (API.md), then ``test_config``.
+
+    Nothing here touches the database schema: migrations are a deploy step (``flask db upgrade``).
+    """
+    app = Flask(__name__, instance_path=os.environ.get("LP_INSTANCE_PATH") or None,
+                instance_relative_config=True)
+    from lp_saas.config import load_config
+
+    app.config.update(load_config(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    from lp_saas import errors, i18n, storage
+    from lp_saas.database import db, sqlite_pragmas
+    from lp_saas.extensions import babel, csrf, limiter, login_manager, migrate
+
+    db.init_app(app)
+    with app.app_context():
+        sqlite_pragmas(db.engine)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"),
+                     render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale, default_translation_directories="translations")
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.session_protection = None  # sessions are server-side rows with their own timeouts
+    storage.init_app(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+
+    _import_models()
+    _register_jobs()
+
+    from lp_saas.tenants.resolver import resolve_tenant
+
+    app.before_request(resolve_tenant)
+
+    from lp_saas.accounts.views import bp as accounts_bp
+    from lp_saas.audit.views import bp as audit_bp
+    from lp_saas.roles.views import bp as roles_bp
+    from lp_saas.tenants.rulesets_views import bp as rulesets_bp
+    from lp_saas.tenants.views import bp as school_bp
+    from lp_saas import api
+
+    for blueprint in (school_bp, accounts_bp, roles_bp, rulesets_bp, audit_bp):
+        app.register_blueprint(blueprint)
+    api.register(app)
+    csrf.exempt(api.bp)
+
+    from lp_saas.templating import init_app as init_templating
+
+    init_templating(app)
+
+    from lp_saas.cli import register as register_cli
+
+    register_cli(app)
+    return app
+
+
+def _import_models() -> None:
+    """Import every model module so that SQLAlchemy's metadata (and Alembic) sees all tables."""
+    from lp_saas.academics import models as _academics  # noqa: F401
+    from lp_saas.accounts import models as _accounts  # noqa: F401
+    from lp_saas.audit import models as _audit  # noqa: F401
+    from lp_saas.jobs import models as _jobs  # noqa: F401
+    from lp_saas.roles import models as _roles  # noqa: F401
+    from lp_saas.tenants import models as _tenants  # noqa: F401
+
+
+def _register_jobs() -> None:
+    """Import every module that declares job kinds."""
+    from lp_saas.tenants import services as _tenant_services  # noqa: F401

@@ -1,0 +1,34 @@
+"""What every page template may use: the school, the actor, permission checks, languages."""
+from __future__ import annotations
+
+from flask import g, request, url_for
+
+
+def _today():
+    from lp_saas.database import utcnow
+    from lp_saas.i18n import TAIPEI
+
+    return utcnow().astimezone(TAIPEI).date()
+
+
+def init_app(app) -> None:
+    from lp_saas.accounts.auth import current_actor
+    from lp_saas.roles import permissions
+
+    @app.context_processor
+    def inject():
+        actor = current_actor() if g.get("tenant") is not None else None
+
+        def can(permission, **target):
+            if actor is None:
+                return False
+            return permissions.can(actor, permission, **target) if target else permissions.has(actor, permission)
+
+        def lang_url(lang):
+            args = dict(request.args)
+            args["lang"] = lang
+            return url_for(request.endpoint or "school.home", **(request.view_args or {}), **args) \
+                if request.endpoint else "/?lang=" + lang
+
+        return {"now_date": _today, "school": g.get("tenant"), "actor": actor, "can": can, "lang_url": lang_url,
+                "is_apex": g.get("is_apex", False)}
