@@ -6,7 +6,7 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from lp_saas.database import db
 
@@ -93,6 +93,7 @@ def users_create(slug, username, password, roles, display_name, student_no):
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
 @click.option("--queue", "queues", multiple=True, help="Queue names (default: all)")
 def worker(burst, queues):
@@ -105,6 +106,7 @@ def worker(burst, queues):
 
 
 @click.command("demo")
+@with_appcontext
 def demo():
     """Seed a demo platform and print its URLs and logins."""
     from lp_saas.demo import seed_demo

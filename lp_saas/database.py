@@ -94,10 +94,10 @@ def tenant_fk(column: str, target: str, ondelete: str | None = None) -> sa.Forei
 # --- the tenant of the open transaction (PostgreSQL row-level security) -----------------------
 
 def _current_tenant_id_text() -> str:
-    from lp_saas.tenants.context import current_tenant_or_none
+    from lp_saas.tenants.context import current_tenant_id
 
-    tenant = current_tenant_or_none()
-    return str(tenant.id) if tenant is not None else ""
+    tenant_id = current_tenant_id()
+    return str(tenant_id) if tenant_id is not None else ""
 
 
 def _set_tenant_setting(connection) -> None:

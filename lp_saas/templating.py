@@ -4,6 +4,13 @@ from __future__ import annotations
 from flask import g, request, url_for
 
 
+def _job_status_label(status: str) -> str:
+    from flask_babel import gettext as _
+
+    return {"queued": _("Queued"), "running": _("Running"), "succeeded": _("Done"),
+            "failed": _("Failed")}.get(status, status)
+
+
 def _today():
     from lp_saas.database import utcnow
     from lp_saas.i18n import TAIPEI
@@ -30,5 +37,5 @@ def init_app(app) -> None:
             return url_for(request.endpoint or "school.home", **(request.view_args or {}), **args) \
                 if request.endpoint else "/?lang=" + lang
 
-        return {"now_date": _today, "school": g.get("tenant"), "actor": actor, "can": can, "lang_url": lang_url,
+        return {"job_status_label": _job_status_label, "now_date": _today, "school": g.get("tenant"), "actor": actor, "can": can, "lang_url": lang_url,
                 "is_apex": g.get("is_apex", False)}

@@ -155,3 +155,21 @@ def test_provisioning_recorded_as_a_job_and_audited(app, make_school):
         assert job.status == "succeeded" and job.progress == 100 and job.attempts == 1
         actions = set(db.session.scalars(sa.select(AuditEvent.action).where(AuditEvent.tenant_id == school.id)))
         assert {"tenant.created", "tenant.provisioned"} <= actions
+
+
+def test_cli_users_create_refuses_bad_values(app, make_school):
+    school = make_school()
+    runner = app.test_cli_runner()
+    ok = runner.invoke(args=["users", "create", "--tenant", school.slug, "--username", "clerk1",
+                             "--password", "Clerk-pass-1", "--role", "registrar"])
+    assert ok.exit_code == 0, ok.output
+    for bad in (["--tenant", "nosuchschool", "--username", "x1", "--password", "Clerk-pass-1", "--role", "teacher"],
+                ["--tenant", school.slug, "--username", "clerk1", "--password", "Clerk-pass-1", "--role", "teacher"],
+                ["--tenant", school.slug, "--username", "x2", "--password", "short", "--role", "teacher"],
+                ["--tenant", school.slug, "--username", "x3", "--password", "Clerk-pass-1", "--role", "wizard"]):
+        result = runner.invoke(args=["users", "create", *bad])
+        assert result.exit_code != 0, bad
+    from lp_saas.accounts.services import find_user
+
+    with as_tenant(app, school):
+        assert find_user(school.id, "x2") is None and find_user(school.id, "x3") is None

@@ -6,7 +6,7 @@ from flask import abort, g
 from lp_saas.api import bp
 from lp_saas.api.common import actor_required
 from lp_saas.jobs.models import Job
-from lp_saas.roles import permissions
+from lp_saas.jobs.views import visible_to
 from lp_saas.tenants.resolver import get_scoped_or_404
 
 
@@ -23,6 +23,6 @@ def get_job(job_id):
         404: {description: no such job visible to the caller}
     """
     job = get_scoped_or_404(Job, job_id)
-    if job.created_by_id != g.actor.id and not permissions.has_school_wide(g.actor, "users.manage"):
+    if not visible_to(g.actor, job):
         abort(404)
     return job.to_dict()

@@ -4,9 +4,14 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.yaml_utils import load_yaml_from_docstring
+import re
+
 from flask import current_app
 
 from lp_saas.api import bp
+
+
+_PARAM = re.compile(r"<(?:[^:<>]+:)?(\w+)>")
 
 
 def build_spec(app) -> dict:
@@ -33,9 +38,7 @@ def build_spec(app) -> dict:
         view = app.view_functions[rule.endpoint]
         operations = load_yaml_from_docstring(view.__doc__ or "") or {}
         operations = {m: op for m, op in operations.items() if m.upper() in rule.methods}
-        path = rule.rule[len("/api/v1"):] or "/"
-        for arg in rule.arguments:
-            path = path.replace(f"<{arg}>", "{%s}" % arg)
+        path = _PARAM.sub(r"{\1}", rule.rule[len("/api/v1"):]) or "/"
         for op in operations.values():
             if rule.arguments:
                 op.setdefault("parameters", [

@@ -129,6 +129,13 @@ def get_user(user_id):
         from flask import abort
 
         abort(404)
+    if user.id != g.actor.id:
+        from lp_saas.audit import services as audit
+
+        # personal data read: who looked at whom (PDPA; answers "whose data did this account touch")
+        audit.record(user.tenant_id, g.actor, "user.read", target_type="user", target_id=user.id,
+                     student_id=user.id if user.student_no or "student" in user_json(user)["roles"] else None)
+        db.session.commit()
     return user_json(user)
 
 

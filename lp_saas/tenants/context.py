@@ -25,9 +25,17 @@ def current_tenant():
     return tenant
 
 
+def current_tenant_id():
+    """The active school's id, or None; safe inside database events (never loads anything)."""
+    if not has_app_context():
+        return None
+    return g.get("tenant_id")
+
+
 def activate(tenant) -> None:
     """Make ``tenant`` the active school for this app context and the open DB transaction."""
     g.tenant = tenant
+    g.tenant_id = tenant.id if tenant is not None else None
     from lp_saas.database import apply_tenant_to_transaction
 
     apply_tenant_to_transaction()
@@ -36,12 +44,12 @@ def activate(tenant) -> None:
 @contextmanager
 def tenant_scope(tenant):
     """Run a block (a job, a CLI command) as ``tenant``; restores the previous tenant after."""
-    previous = g.get("tenant")
+    previous, previous_id = g.get("tenant"), g.get("tenant_id")
     activate(tenant)
     try:
         yield tenant
     finally:
-        g.tenant = previous
+        g.tenant, g.tenant_id = previous, previous_id
         from lp_saas.database import apply_tenant_to_transaction
 
         apply_tenant_to_transaction()

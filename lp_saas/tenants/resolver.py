@@ -33,6 +33,7 @@ def slug_from_host(host: str, base_domain: str) -> str | None:
 def resolve_tenant():
     """``before_request``: find the school of this host and make it the active tenant."""
     g.tenant = None
+    g.tenant_id = None
     g.is_apex = False
     slug = slug_from_host(request.host, current_app.config["LP_BASE_DOMAIN"])
     if slug is None:
@@ -68,9 +69,18 @@ def require_apex():
         abort(404)
 
 
+def _active_tenant_id():
+    from lp_saas.tenants.context import current_tenant_id
+
+    tenant_id = current_tenant_id()
+    if tenant_id is None:
+        abort(404)
+    return tenant_id
+
+
 def scoped_select(model):
     """``SELECT model`` restricted to the active school. Every tenant-owned query starts here."""
-    return sa.select(model).where(model.tenant_id == current_tenant().id)
+    return sa.select(model).where(model.tenant_id == _active_tenant_id())
 
 
 def get_scoped(model, object_id):
@@ -80,7 +90,7 @@ def get_scoped(model, object_id):
             object_id = uuid.UUID(str(object_id))
         except (TypeError, ValueError):
             return None
-    return db.session.get(model, (current_tenant().id, object_id))
+    return db.session.get(model, (_active_tenant_id(), object_id))
 
 
 def get_scoped_or_404(model, object_id):
