@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from flask import Blueprint, Response, jsonify, request, send_file
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import (
     Data,
@@ -38,40 +39,16 @@ _MAX_DECODER_BUFFER = 4 * _READ_CHUNK
 # Room for the form fields and part headers around the file when comparing Content-Length.
 _FORM_OVERHEAD = 64 * 1024
 
-# Moved into the gettext catalogue later; zh-TW first, English second.
-_MESSAGES: dict[str, dict[str, str]] = {
-    "not_found": {
-        "zh-TW": "找不到這個檔案。",  # i18n
-        "en": "File not found.",  # i18n
-    },
-    "token_invalid": {
-        "zh-TW": "上傳或下載連結無效。",  # i18n
-        "en": "This upload or download link is invalid.",  # i18n
-    },
-    "token_expired": {
-        "zh-TW": "連結已過期，請重新取得。",  # i18n
-        "en": "This link has expired; please request a new one.",  # i18n
-    },
-    "bad_form": {
-        "zh-TW": "上傳表單格式不正確。",  # i18n
-        "en": "The upload form is malformed.",  # i18n
-    },
-    "wrong_content_type": {
-        "zh-TW": "檔案類型與上傳申請不符。",  # i18n
-        "en": "The file type does not match the upload request.",  # i18n
-    },
-    "too_large": {
-        "zh-TW": "檔案超過允許的大小。",  # i18n
-        "en": "The file is larger than allowed.",  # i18n
-    },
-    "too_small": {
-        "zh-TW": "檔案是空的或小於允許的大小。",  # i18n
-        "en": "The file is empty or smaller than allowed.",  # i18n
-    },
-    "already_uploaded": {
-        "zh-TW": "這個上傳連結已經用過了，請重新申請上傳。",  # i18n
-        "en": "This upload link has already been used; please request a new one.",  # i18n
-    },
+# Messages in the gettext catalogue (zh-TW by default, English by the request's language).
+_MESSAGES: dict[str, object] = {
+    "not_found": _l("File not found."),
+    "token_invalid": _l("This upload or download link is invalid."),
+    "token_expired": _l("This link has expired; please request a new one."),
+    "bad_form": _l("The upload form is malformed."),
+    "wrong_content_type": _l("The file type does not match the upload request."),
+    "too_large": _l("The file is larger than allowed."),
+    "too_small": _l("The file is empty or smaller than allowed."),
+    "already_uploaded": _l("This upload link has already been used; please request a new one."),
 }
 
 
@@ -80,9 +57,7 @@ class _BadForm(Exception):
 
 
 def _error(code: str, status: int) -> tuple[Response, int]:
-    lang = request.accept_languages.best_match(["zh-TW", "en"], default="zh-TW")
-    message = _MESSAGES[code].get(lang or "zh-TW", _MESSAGES[code]["zh-TW"])
-    return jsonify({"error": {"code": code, "message": message}}), status
+    return jsonify({"error": {"code": code, "message": str(_MESSAGES[code])}}), status
 
 
 def _local_storage() -> LocalStorage | None:

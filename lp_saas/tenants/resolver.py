@@ -38,6 +38,8 @@ def resolve_tenant():
     slug = slug_from_host(request.host, current_app.config["LP_BASE_DOMAIN"])
     if slug is None:
         abort(404)
+    if request.path.startswith("/static/"):
+        return None  # the product's own CSS and images, the same for every host (a 404 page needs them too)
     if slug == "":
         g.is_apex = True
         return None
@@ -45,7 +47,8 @@ def resolve_tenant():
     if tenant is None or tenant.status in ("pending", "provisioning"):
         abort(404)
     if tenant.status == "suspended":
-        if request.path.startswith("/static/"):
+        if request.path == "/branding.css":  # the notice page keeps the school's colours
+            activate(tenant)
             return None
         if request.path.startswith("/api/"):
             from lp_saas.errors import error_response

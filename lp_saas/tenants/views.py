@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, g, render_template
+from flask_babel import lazy_gettext as _l
 
 from lp_saas.accounts.auth import current_actor
 from lp_saas.roles import permissions
@@ -12,10 +13,10 @@ bp = Blueprint("school", __name__)
 
 # The dashboard's tiles: (permission, endpoint, zh/en label key). Only those the user holds show.
 DASHBOARD_LINKS = (
-    ("users.manage", "accounts.users", "Accounts"),
-    ("roles.view", "roles.matrix", "Role matrix"),
-    ("rules.view", "rulesets.current", "Supplementary rules"),
-    ("audit.view", "audit.search", "Audit log"),
+    ("users.manage", "accounts.users", _l("Accounts")),
+    ("roles.view", "roles.matrix", _l("Role matrix")),
+    ("rules.view", "rulesets.current", _l("Supplementary rules")),
+    ("audit.view", "audit.search", _l("Audit log")),
 )
 
 

@@ -123,6 +123,16 @@ def make_local_app(
     if before_storage is not None:
         before_storage(app)
     storage_module.init_app(app)
+    # messages come from the product's catalogue, in the request's language, as in the real app
+    from pathlib import Path
+
+    from flask_babel import Babel
+
+    import lp_saas
+    from lp_saas.i18n import select_locale
+
+    Babel(app, locale_selector=select_locale, default_locale="zh_Hant_TW",
+          default_translation_directories=str(Path(lp_saas.__file__).parent / "translations"))
 
     @app.before_request
     def resolve_tenant() -> None:  # stands in for the host resolver
