@@ -74,10 +74,13 @@ def _import_models() -> None:
     from lp_saas.accounts import models as _accounts  # noqa: F401
     from lp_saas.audit import models as _audit  # noqa: F401
     from lp_saas.jobs import models as _jobs  # noqa: F401
+    from lp_saas.portfolio import models as _portfolio  # noqa: F401
+    from lp_saas.records import models as _records  # noqa: F401
     from lp_saas.roles import models as _roles  # noqa: F401
     from lp_saas.tenants import models as _tenants  # noqa: F401
 
 
 def _register_jobs() -> None:
     """Import every module that declares job kinds."""
+    from lp_saas.portfolio import files as _files  # noqa: F401
     from lp_saas.tenants import services as _tenant_services  # noqa: F401

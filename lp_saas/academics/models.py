@@ -6,11 +6,12 @@ for "my course", "my class" and "my child".
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lp_saas.database import TenantLinkMixin, TenantMixin, db, tenant_fk
+from lp_saas.database import TenantLinkMixin, TenantMixin, UTCDateTime, db, tenant_fk
 
 
 class SchoolClass(TenantMixin, db.Model):
@@ -93,3 +94,50 @@ class ParentLink(TenantLinkMixin, db.Model):
         tenant_fk("parent_id", "users", ondelete="CASCADE"),
         tenant_fk("student_id", "users", ondelete="CASCADE"),
     )
+
+
+class Term(TenantMixin, db.Model):
+    """A semester of the school's calendar: its dates and its semester-end ceremony (休業式).
+
+    Upload windows, certification deadlines and the selection's closing day are counted from the
+    ceremony by the rule set in force (``tenants/rulesets.py``); see ``academics/calendar.py``.
+    """
+
+    __tablename__ = "terms"
+
+    academic_year: Mapped[int] = mapped_column(sa.Integer)
+    semester: Mapped[int] = mapped_column(sa.Integer)
+    starts_on: Mapped[date] = mapped_column(sa.Date)
+    ends_on: Mapped[date] = mapped_column(sa.Date)
+    ceremony_on: Mapped[date] = mapped_column(sa.Date)  # 休業式
+    #: grade 12's semester 2 ends early (university applications): its own ceremony, if any
+    grade12_ceremony_on: Mapped[date | None] = mapped_column(sa.Date)
+
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "academic_year", "semester"),
+        sa.CheckConstraint("semester IN (1, 2)", name="semester"),
+        sa.CheckConstraint("starts_on <= ceremony_on AND ceremony_on <= ends_on", name="dates"),
+    )
+
+
+class StudentRecord(TenantLinkMixin, db.Model):
+    """A student's registration record (學籍資料): personal data, every read is audited."""
+
+    __tablename__ = "student_records"
+
+    student_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    national_id: Mapped[str | None] = mapped_column(sa.String(12))  # 身分證統一編號 or 居留證號
+    birth_date: Mapped[date | None] = mapped_column(sa.Date)
+    gender: Mapped[str | None] = mapped_column(sa.String(1))
+    admission_year: Mapped[int | None] = mapped_column(sa.Integer)
+    department: Mapped[str | None] = mapped_column(sa.String(60))  # 科別 / 學程
+    guardian_name: Mapped[str | None] = mapped_column(sa.String(60))
+    guardian_phone: Mapped[str | None] = mapped_column(sa.String(30))
+    address: Mapped[str | None] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(16), default="enrolled")  # enrolled, graduated, left
+    #: 學籍異動 flags the central-database format carries on course outcomes
+    guest_student: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    transferred_in: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (tenant_fk("student_id", "users", ondelete="CASCADE"),)

@@ -40,9 +40,8 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import Schema, ValidationError, fields
 
 from lp_saas.audit import services as audit
-from lp_saas.database import db, utcnow
+from lp_saas.database import db
 from lp_saas.errors import Conflict, ValidationFailed
-from lp_saas.i18n import TAIPEI
 from lp_saas.tenants.models import RuleSet
 from lp_saas.tenants.national import (MB, SELECTION_PERIODS, SEMESTER, YEAR, NationalRules,
                                       national_rules_on, selection_per_year)
@@ -654,7 +653,9 @@ TEMPLATES: dict[str, tuple[TemplateVersion, ...]] = {
 # --- services -------------------------------------------------------------------------------
 
 def today_in_taipei() -> date:
-    return utcnow().astimezone(TAIPEI).date()
+    from lp_saas import clock
+
+    return clock.today()
 
 
 def _versions(tenant_id):

@@ -1,0 +1,1 @@
+"""The portfolio itself: course outcomes, diverse performance, self-statements, selection, files."""
