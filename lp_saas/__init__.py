@@ -48,12 +48,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     from lp_saas.accounts.views import bp as accounts_bp
     from lp_saas.audit.views import bp as audit_bp
     from lp_saas.jobs.views import bp as jobs_bp
+    from lp_saas.portfolio.progress_views import bp as progress_bp
     from lp_saas.roles.views import bp as roles_bp
     from lp_saas.tenants.rulesets_views import bp as rulesets_bp
     from lp_saas.tenants.views import bp as school_bp
     from lp_saas import api
 
-    for blueprint in (school_bp, accounts_bp, roles_bp, rulesets_bp, audit_bp, jobs_bp):
+    for blueprint in (school_bp, accounts_bp, roles_bp, rulesets_bp, audit_bp, jobs_bp, progress_bp):
         app.register_blueprint(blueprint)
     api.register(app)
     csrf.exempt(api.bp)

@@ -11,13 +11,36 @@ from lp_saas.tenants.context import current_tenant
 
 bp = Blueprint("school", __name__)
 
-# The dashboard's tiles: (permission, endpoint, zh/en label key). Only those the user holds show.
+# The dashboard's tiles: (permission, needs it school-wide?, endpoint, label). Only those the user holds show.
 DASHBOARD_LINKS = (
-    ("users.manage", "accounts.users", _l("Accounts")),
-    ("roles.view", "roles.matrix", _l("Role matrix")),
-    ("rules.view", "rulesets.current", _l("Supplementary rules")),
-    ("audit.view", "audit.search", _l("Audit log")),
+    ("course_outcome.upload", False, "progress.mine", _l("My learning portfolio")),
+    ("course_outcome.view", False, "progress.mine", _l("My children's portfolios")),
+    ("dashboard.view", True, "progress.school", _l("Progress")),
+    ("portfolio.check", False, "progress.homeroom", _l("My class")),
+    ("users.manage", True, "accounts.users", _l("Accounts")),
+    ("roles.view", True, "roles.matrix", _l("Role matrix")),
+    ("rules.view", True, "rulesets.current", _l("Supplementary rules")),
+    ("audit.view", True, "audit.search", _l("Audit log")),
 )
+
+
+def dashboard_links(actor) -> list[tuple[str, object]]:
+    """The tiles this user may follow (each endpoint once)."""
+    from lp_saas.roles.catalogue import CHILD, CLASS
+
+    grants = permissions.grants(actor)
+    seen, links = set(), []
+    for perm, school_wide, endpoint, label in DASHBOARD_LINKS:
+        scopes = grants.get(perm, set())
+        if not scopes or (school_wide and "all" not in scopes) or endpoint in seen:
+            continue
+        if endpoint == "progress.mine" and perm == "course_outcome.view" and CHILD not in scopes:
+            continue
+        if endpoint == "progress.homeroom" and not scopes & {CLASS, "all"}:
+            continue
+        seen.add(endpoint)
+        links.append((endpoint, label))
+    return links
 
 
 @bp.route("/")
@@ -33,7 +56,7 @@ def home():
 def dashboard():
     current_tenant()
     actor = current_actor()
-    links = [(endpoint, label) for perm, endpoint, label in DASHBOARD_LINKS if permissions.has(actor, perm)]
+    links = dashboard_links(actor)
     roles = permissions.user_roles(actor)
     return render_template("tenants/dashboard.html", school=current_tenant(), actor=actor,
                            links=links, roles=roles)
