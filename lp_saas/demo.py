@@ -5,6 +5,8 @@ enrolments, so every page has something to show. Portfolio items arrive with the
 """
 from __future__ import annotations
 
+import os
+
 import sqlalchemy as sa
 from flask import current_app
 
@@ -111,7 +113,7 @@ def _seed_school(spec) -> dict:
 
 def seed_demo(echo=print) -> None:
     base = current_app.config["LP_BASE_DOMAIN"]
-    port = ":5000" if base == "localhost" else ""
+    port = f":{os.environ.get('PORT', '5000')}" if base == "localhost" else ""
     echo(f"Platform: http://{base}{port}/")
     for spec in SCHOOLS:
         seeded = _seed_school(spec)
