@@ -129,6 +129,7 @@ def sqlite_pragmas(engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: no corruption, fewer fsyncs
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 

@@ -133,3 +133,12 @@ def test_page_query_counts_do_not_grow_with_data(app, make_school, make_user, si
             assert homeroom.get("/class?year=113&semester=1").status_code == 200
         counts[name] = (dashboard["n"], klass["n"])
     assert counts["small"] == counts["large"], counts
+
+
+def test_school_dashboard_before_any_deadline(app, make_school, make_user, signed_in):
+    """Before the certification deadline nothing is late (and the page still works)."""
+    school, p = build_school(app, make_school, make_user)
+    with clock.frozen(datetime(2024, 10, 1, 4, 0, tzinfo=timezone.utc)):
+        page = signed_in(school, p["admin"]).get("/admin/progress?year=113&semester=1")
+    assert page.status_code == 200
+    assert 'data-testid="total-late">0<' in page.get_data(as_text=True)

@@ -283,6 +283,10 @@ def create_user(tenant, actor, *, username, display_name, password=None, roles=(
         errors["student_no"] = str(_l("This student number is already in use."))
     if errors:
         raise ValidationFailed(errors)
+    if "student" in roles:
+        from lp_saas.platform.services import check_student_quota
+
+        check_student_quota(tenant)  # the school's plan (raises QuotaExceeded, 409)
     user = User(tenant_id=tenant.id, username=username.strip(), display_name=display_name.strip(),
                 email=email, student_no=student_no,
                 password_hash=hash_password(password) if password else None,

@@ -26,6 +26,8 @@ def _tenant_and_actor():
 
 def register(app) -> None:
     # import the resource modules so that their routes attach to the blueprint
-    from lp_saas.api import auth, jobs, openapi, roster, rules  # noqa: F401
+    from lp_saas.api import auth, jobs, openapi, outcomes, roster, rules  # noqa: F401
+    from lp_saas.platform import api as _platform  # noqa: F401
 
+    APEX_ENDPOINTS.update(_platform.APEX_ENDPOINTS)
     app.register_blueprint(bp)

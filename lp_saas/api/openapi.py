@@ -19,7 +19,7 @@ def build_spec(app) -> dict:
         title="lp-saas API",
         version="1.0.0",
         openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[MarshmallowPlugin(schema_name_resolver=_resolver)],
         info={"description": "學生學習歷程檔案 school platform. Call it on a school's host "
                              "`<slug>.<LP_BASE_DOMAIN>`; errors are `{\"error\": {\"code\", \"message\"}}` "
                              "with the message in the Accept-Language (zh-TW default, en)."},
@@ -29,8 +29,7 @@ def build_spec(app) -> dict:
     spec.options["security"] = [{"bearer": []}]
     from lp_saas.api import common
 
-    schemas = {cls.__name__: cls for cls in _subclasses(common.InputSchema)}
-    for name, cls in sorted(schemas.items()):
+    for name, cls in sorted(_component_names(common.InputSchema).items()):
         spec.components.schema(name, schema=cls)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if not rule.endpoint.startswith("api."):
@@ -50,6 +49,27 @@ def build_spec(app) -> dict:
     doc = spec.to_dict()
     doc["security"] = [{"bearer": []}]
     return doc
+
+
+def _qualified(cls) -> str:
+    area = cls.__module__.rsplit(".", 1)[-1].title().replace("_", "")
+    return f"{area}{cls.__name__}"
+
+
+def _component_names(base) -> dict:
+    """Schema classes by component name: the class name, or module + class name when two modules
+    use the same class name."""
+    classes = list(dict.fromkeys(_subclasses(base)))
+    counts: dict = {}
+    for cls in classes:
+        counts[cls.__name__] = counts.get(cls.__name__, 0) + 1
+    return {(cls.__name__ if counts[cls.__name__] == 1 else _qualified(cls)): cls for cls in classes}
+
+
+def _resolver(schema) -> str:
+    """Names for nested schemas apispec registers on its own (unique per module)."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    return _qualified(cls)
 
 
 def _subclasses(cls):

@@ -3,6 +3,7 @@
 Statuses of an item with a file (API.md): ``awaiting_upload`` → ``verifying`` → ``submitted`` (or
 ``file_rejected``) → ``certified`` / ``returned`` (course outcomes only; a returned item can be
 revised and resubmitted while the window is open). A hyperlink item is ``submitted`` at once.
+A course outcome the student takes back is ``withdrawn``: kept, with its files, but out of the cap.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lp_saas.database import TenantLinkMixin, TenantMixin, UTCDateTime, db, tenant_fk, utcnow
 
 ITEM_STATUSES = ("awaiting_upload", "verifying", "submitted", "file_rejected", "certified", "returned")
+#: a course outcome the student took back (never deleted: it no longer counts toward the upload cap)
+OUTCOME_STATUSES = ITEM_STATUSES + ("withdrawn",)
 FILE_STATUSES = ("pending", "verifying", "verified", "rejected")
 SOURCES = ("student", "school", "organiser")
 
@@ -100,6 +103,7 @@ class CourseOutcome(_ItemColumns, TenantMixin, db.Model):
     certified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     returned_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # central-database flags (學籍異動 and course situation)
     retake: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())  # 重修
     makeup: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())  # 補修
@@ -113,7 +117,7 @@ class CourseOutcome(_ItemColumns, TenantMixin, db.Model):
         sa.Index("ix_course_outcomes_student", "tenant_id", "student_id", "academic_year", "semester"),
         sa.Index("ix_course_outcomes_course", "tenant_id", "course_id", "status"),
         sa.CheckConstraint("status IN ('awaiting_upload','verifying','submitted','file_rejected','certified',"
-                           "'returned')", name="status"),
+                           "'returned','withdrawn')", name="status"),
     )
 
 

@@ -131,15 +131,15 @@ def class_progress(tenant_id, class_id: uuid.UUID, academic_year: int, semester:
 
 
 def _late_clause(tenant_id, academic_year: int, semester: int | None):
-    """Submitted outcomes still waiting after their semester's certification deadline."""
+    """Submitted outcomes still waiting after their semester's certification deadline, as a 0/1 column
+    (a CASE, so that GROUP BY never groups by a bare constant, which SQLite refuses)."""
     clauses = []
     for sem in ((semester,) if semester else (1, 2)):
         term = calendar.term(tenant_id, academic_year, sem)
         if term is not None and calendar.certification_deadline(term) < clock.now():
             clauses.append(CourseOutcome.semester == sem)
-    if not clauses:
-        return sa.false()
-    return sa.and_(CourseOutcome.status == "submitted", sa.or_(*clauses))
+    condition = sa.and_(CourseOutcome.status == "submitted", sa.or_(*clauses)) if clauses else sa.false()
+    return sa.case((condition, 1), else_=0)
 
 
 def school_progress(tenant_id, academic_year: int, semester: int | None) -> dict:

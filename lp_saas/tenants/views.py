@@ -14,6 +14,8 @@ bp = Blueprint("school", __name__)
 # The dashboard's tiles: (permission, needs it school-wide?, endpoint, label). Only those the user holds show.
 DASHBOARD_LINKS = (
     ("course_outcome.upload", False, "progress.mine", _l("My learning portfolio")),
+    ("course_outcome.upload", False, "outcomes.mine", _l("My course learning outcomes")),
+    ("course_outcome.certify", False, "outcomes.queue", _l("Certify course learning outcomes")),
     ("course_outcome.view", False, "progress.mine", _l("My children's portfolios")),
     ("dashboard.view", True, "progress.school", _l("Progress")),
     ("portfolio.check", False, "progress.homeroom", _l("My class")),
@@ -21,6 +23,8 @@ DASHBOARD_LINKS = (
     ("roles.view", True, "roles.matrix", _l("Role matrix")),
     ("rules.view", True, "rulesets.current", _l("Supplementary rules")),
     ("audit.view", True, "audit.search", _l("Audit log")),
+    ("branding.edit", True, "platform_school.edit_branding", _l("Branding")),
+    ("governance.edit", True, "governance.overview", _l("Working group, meetings and trainings")),
 )
 
 
@@ -52,8 +56,13 @@ def home():
 
 
 @bp.route("/dashboard")
-@login_required
 def dashboard():
+    current_tenant()  # the dashboard exists only on a school's host (404 on the apex)
+    return _dashboard()
+
+
+@login_required
+def _dashboard():
     current_tenant()
     actor = current_actor()
     links = dashboard_links(actor)
