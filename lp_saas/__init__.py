@@ -47,19 +47,25 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from lp_saas.accounts.views import bp as accounts_bp
     from lp_saas.audit.views import bp as audit_bp
+    from lp_saas.academics.views import bp as academics_bp
     from lp_saas.governance.views import bp as governance_bp
     from lp_saas.jobs.views import bp as jobs_bp
+    from lp_saas.lifecycle.views import bp as lifecycle_bp
+    from lp_saas.notifications.views import bp as notifications_bp
     from lp_saas.platform.school_views import bp as platform_school_bp
     from lp_saas.platform.views import bp as platform_bp
     from lp_saas.portfolio.outcome_views import bp as outcomes_bp
+    from lp_saas.portfolio.performance_views import bp as portfolio_items_bp
     from lp_saas.portfolio.progress_views import bp as progress_bp
+    from lp_saas.records.views import bp as records_bp
     from lp_saas.roles.views import bp as roles_bp
     from lp_saas.tenants.rulesets_views import bp as rulesets_bp
     from lp_saas.tenants.views import bp as school_bp
     from lp_saas import api
 
-    for blueprint in (school_bp, accounts_bp, roles_bp, rulesets_bp, audit_bp, jobs_bp, progress_bp, outcomes_bp,
-                      governance_bp, platform_bp, platform_school_bp):
+    for blueprint in (school_bp, accounts_bp, roles_bp, rulesets_bp, audit_bp, jobs_bp, progress_bp,
+                      academics_bp, records_bp, outcomes_bp, portfolio_items_bp, governance_bp, lifecycle_bp,
+                      notifications_bp, platform_bp, platform_school_bp):
         app.register_blueprint(blueprint)
     api.register(app)
     csrf.exempt(api.bp)
@@ -71,6 +77,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from lp_saas.cli import register as register_cli
 
     register_cli(app)
+    from lp_saas.lifecycle.cli import lifecycle_cli
+
+    app.cli.add_command(lifecycle_cli)
     return app
 
 
@@ -81,6 +90,8 @@ def _import_models() -> None:
     from lp_saas.audit import models as _audit  # noqa: F401
     from lp_saas.governance import models as _governance  # noqa: F401
     from lp_saas.jobs import models as _jobs  # noqa: F401
+    from lp_saas.lifecycle import models as _lifecycle  # noqa: F401
+    from lp_saas.notifications import models as _notification_models  # noqa: F401
     from lp_saas.platform import models as _platform_models  # noqa: F401
     from lp_saas.portfolio import models as _portfolio  # noqa: F401
     from lp_saas.records import models as _records  # noqa: F401
@@ -90,7 +101,12 @@ def _import_models() -> None:
 
 def _register_jobs() -> None:
     """Import every module that declares job kinds."""
+    from lp_saas.academics import imports as _imports  # noqa: F401
+    from lp_saas.lifecycle import sweeps as _sweeps  # noqa: F401
+    from lp_saas.notifications import services as _notifications  # noqa: F401
     from lp_saas.platform import services as _platform  # noqa: F401
     from lp_saas.portfolio import files as _files  # noqa: F401
     from lp_saas.portfolio import outcomes as _outcomes  # noqa: F401
+    from lp_saas.portfolio import performances as _performances  # noqa: F401
+    from lp_saas.portfolio import statements as _statements  # noqa: F401
     from lp_saas.tenants import services as _tenant_services  # noqa: F401

@@ -26,7 +26,10 @@ def _tenant_and_actor():
 
 def register(app) -> None:
     # import the resource modules so that their routes attach to the blueprint
-    from lp_saas.api import auth, jobs, openapi, outcomes, roster, rules  # noqa: F401
+    from lp_saas.academics import api as _academics  # noqa: F401
+    from lp_saas.api import (auth, jobs, openapi, outcomes, performances, roster, rules,  # noqa: F401
+                             selections, statements)
+    from lp_saas.lifecycle import api as _lifecycle  # noqa: F401
     from lp_saas.platform import api as _platform  # noqa: F401
 
     APEX_ENDPOINTS.update(_platform.APEX_ENDPOINTS)

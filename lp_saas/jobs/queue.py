@@ -65,6 +65,10 @@ def submit(tenant_id: uuid.UUID, kind: str, args: dict | None = None, *, created
 
 @event.listens_for(Session, "after_commit")
 def _dispatch_after_commit(session):
+    # SQLAlchemy fires after_commit/after_rollback for a SAVEPOINT (begin_nested) too: only the
+    # outermost transaction decides, or a job would run before its row is visible (or be forgotten).
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop("lp_pending_jobs", None)
     if pending:
         for tenant_id, job_id, kind in pending:
@@ -73,6 +77,8 @@ def _dispatch_after_commit(session):
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session):
+    if session.in_nested_transaction():
+        return
     session.info.pop("lp_pending_jobs", None)
 
 
@@ -131,3 +137,73 @@ def _mark_enqueued(tenant_id, job_id) -> None:
 def stale_after(kind: str) -> timedelta:
     """How long a queued or running job may sit before the sweep resends it."""
     return timedelta(seconds=KINDS[kind].timeout * 2 + 60)
+
+
+#: a queued row younger than this may still be on its way to Redis (committed, not yet enqueued)
+DISPATCH_GRACE = timedelta(seconds=60)
+#: RQ statuses after which RQ will not run the job again by itself
+_RQ_DONE = ("finished", "failed", "stopped", "canceled")
+
+
+def rq_state(job_id) -> str | None:
+    """RQ's status of a job's message: ``queued``, ``scheduled``, ``started``, ``failed`` …; None when
+    Redis holds no such job (lost with an emptied Redis); ``unknown`` when Redis cannot be asked."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job as RQJob
+
+    try:
+        return RQJob.fetch(str(job_id), connection=redis_connection()).get_status(refresh=False)
+    except NoSuchJobError:
+        return None
+    except Exception:  # noqa: BLE001 - Redis down: nothing can be said about the message
+        return "unknown"
+
+
+def resend_reason(job: Job, now) -> str | None:
+    """Why a queued or running job needs sending again, or None while it is alive or finished.
+
+    - ``stale``: queued or running for longer than :func:`stale_after` (a running one has outlived
+      its timeout twice: its worker is gone, SIGKILLed or its machine reset);
+    - ``not_sent``: committed but never reached Redis (Redis was down at dispatch);
+    - ``lost``: the message is gone from Redis (emptied) or RQ has given it up while the row still
+      waits. A running row whose message is gone is left until it is stale: it may still be running.
+    """
+    if job.kind not in KINDS or job.status not in ("queued", "running"):
+        return None
+    since = job.started_at if job.status == "running" else (job.enqueued_at or job.created_at)
+    if since is not None and now - since > stale_after(job.kind):
+        return "stale"
+    if not current_app.config.get("REDIS_URL"):
+        return None
+    if job.status == "queued" and job.enqueued_at is None:
+        return "not_sent" if now - job.created_at > DISPATCH_GRACE else None
+    state = rq_state(job.id)
+    if state == "unknown":
+        return None
+    if job.status == "queued" and (state is None or state in _RQ_DONE):
+        return "lost"
+    if job.status == "running" and state in _RQ_DONE:
+        return "lost"  # RQ saw the run end (a killed work-horse) and will not retry it
+    return None
+
+
+def resend(job: Job) -> None:
+    """Send a job again once the surrounding transaction commits (the row is queued anew, flush only).
+
+    Whatever RQ still holds of the old message is dropped first, so a dead worker's registry entry
+    cannot run it a second time. The runner's idempotence covers a message that runs anyway.
+    """
+    if current_app.config.get("REDIS_URL"):
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job as RQJob
+
+        try:
+            RQJob.fetch(str(job.id), connection=redis_connection()).delete()
+        except NoSuchJobError:
+            pass
+        except Exception:  # noqa: BLE001 - Redis down: dispatch will log it and the sweep retries
+            log.warning("could not drop the old message of job %s", job.id)
+    job.status = "queued"
+    job.enqueued_at = None
+    db.session.flush()
+    db.session.info.setdefault("lp_pending_jobs", []).append((job.tenant_id, job.id, job.kind))

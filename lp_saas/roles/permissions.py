@@ -11,6 +11,13 @@ scopes. A scope narrows a permission to the targets the user stands in relation 
 
 Lacking a permission altogether is a 403; holding it but not over this target is a 404, so a
 classmate's or another child's item is never confirmed to exist.
+
+Sealed graduates (``lifecycle``): once a student's data is sealed it is read-only for everyone
+(any permission but ``*.view`` is refused on them: a 403 with code ``sealed`` from :func:`require`),
+and readable only by users holding one of the roles the school's rules name
+(``graduates.sealed_viewer_roles``); to anyone else it is out of scope (404). The lifecycle's own
+permissions (``lifecycle.manage``, ``sealed.view``) still apply to them. The sealed ids are one
+query per request, cached with the grants.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from flask import abort, g, has_app_context
 
 from lp_saas.academics.models import ClassMembership, Course, Enrollment, ParentLink, SchoolClass
 from lp_saas.database import db
+from lp_saas.lifecycle.models import Graduation
 from lp_saas.roles import catalogue
 from lp_saas.roles.catalogue import ALL, CHILD, CLASS, COURSE, OWN
 from lp_saas.roles.models import Role, RolePermission, UserRole
@@ -135,14 +143,65 @@ def _class_students_select(user):
     )
 
 
+# --- sealed graduates ------------------------------------------------------------------------
+
+#: the lifecycle's own permissions act on sealed students (legal holds, their listing)
+SEALING_EXEMPT = frozenset({"lifecycle.manage", "sealed.view"})
+
+
+def _is_read(permission: str) -> bool:
+    return permission.endswith(".view")
+
+
+def _sealed_select(tenant_id):
+    return sa.select(Graduation.student_id).where(Graduation.tenant_id == tenant_id,
+                                                  Graduation.sealed_at.is_not(None))
+
+
+def sealed_student_ids(tenant_id) -> set[uuid.UUID]:
+    """The school's sealed graduates (one query, remembered for the request)."""
+    if not has_app_context():
+        return set(db.session.scalars(_sealed_select(tenant_id)))
+    store = g.setdefault("_perm_cache", {})
+    key = ("sealed", tenant_id)
+    if key not in store:
+        store[key] = set(db.session.scalars(_sealed_select(tenant_id)))
+    return store[key]
+
+
+def may_read_sealed(user) -> bool:
+    """Whether one of the user's roles is among the rule set's ``graduates.sealed_viewer_roles``."""
+    cache = _cache(user)
+    if "sealed_reader" not in cache:
+        from lp_saas.tenants.rulesets import current_rules
+
+        allowed = set(current_rules(user.tenant_id)["graduates"]["sealed_viewer_roles"])
+        cache["sealed_reader"] = any(role.key in allowed for role in user_roles(user))
+    return cache["sealed_reader"]
+
+
+def sealing_refuses(user, permission: str, student_id) -> bool:
+    """Whether sealing takes ``permission`` on this student away from ``user`` (scope aside)."""
+    if student_id is None or permission in SEALING_EXEMPT or student_id not in sealed_student_ids(user.tenant_id):
+        return False
+    return not _is_read(permission) or not may_read_sealed(user)
+
+
 def can(user, permission: str, *, student_id: uuid.UUID | None = None,
         course_id: uuid.UUID | None = None) -> bool:
     """Whether ``user`` may use ``permission`` on the target named by student and/or course.
 
     With no target, the question is "school-wide?" (only the ``all`` scope answers yes).
     An item that belongs to a student in a course (a course outcome) passes ``course`` scope
-    through its course, and the other scopes through its student.
+    through its course, and the other scopes through its student. A sealed graduate's data is
+    read-only, and readable only by the roles the school's rules name.
     """
+    return _in_scope(user, permission, student_id=student_id, course_id=course_id) and \
+        not sealing_refuses(user, permission, student_id)
+
+
+def _in_scope(user, permission: str, *, student_id: uuid.UUID | None = None,
+              course_id: uuid.UUID | None = None) -> bool:
     scopes = grants(user).get(permission, set()) if user is not None else set()
     catalogue.get(permission)
     if not scopes:
@@ -164,10 +223,20 @@ def can(user, permission: str, *, student_id: uuid.UUID | None = None,
 
 
 def require(user, permission: str, **target) -> None:
-    """Abort 403 when the user lacks ``permission`` entirely, 404 when the target is out of scope."""
+    """Abort 403 when the user lacks ``permission`` entirely, 404 when the target is out of scope.
+
+    Raises Forbidden (403, code ``sealed``) for a write on a sealed graduate the user has in scope.
+    """
     if not has(user, permission):
         abort(403)
     if target and not can(user, permission, **target):
+        if not _is_read(permission) and _in_scope(user, permission, **target):
+            from flask_babel import lazy_gettext as _l
+
+            from lp_saas.errors import Forbidden
+
+            raise Forbidden(_l("This student has graduated: their data is sealed and can no longer be changed."),
+                            code="sealed")
         abort(404)
     if not target and not has_school_wide(user, permission):
         abort(403)
@@ -177,7 +246,17 @@ def student_filter(user, permission: str, student_id_column, course_id_column=No
     """A SQL condition selecting the rows (by their student / course column) in the user's scope.
 
     Used by lists so that they cost one query whatever the number of items. False when none.
+    Sealed graduates are left out unless the permission reads and the user may read sealed data.
     """
+    clause = _scope_filter(user, permission, student_id_column, course_id_column)
+    if user is None or permission in SEALING_EXEMPT or not sealed_student_ids(user.tenant_id):
+        return clause
+    if _is_read(permission) and may_read_sealed(user):
+        return clause
+    return sa.and_(clause, student_id_column.not_in(_sealed_select(user.tenant_id)))
+
+
+def _scope_filter(user, permission: str, student_id_column, course_id_column=None):
     scopes = grants(user).get(permission, set())
     if ALL in scopes:
         return sa.true()
