@@ -569,7 +569,8 @@ def selection(academic_year):
     tenant = current_tenant()
     actor = current_actor()
     if not permissions.can(actor, "selection.edit", student_id=actor.id):
-        if permissions.has(actor, "selection.view"):
+        # a reader (parent, staff) is shown whose selection to read; a change is refused outright
+        if request.method == "GET" and permissions.has(actor, "selection.view"):
             return redirect(url_for(".find_student", view="selection"))
         abort(403)
     if not 100 <= academic_year <= 200:

@@ -56,6 +56,12 @@ class CourseLine:
     counts: dict = field(default_factory=dict)  # status → n (the student's own outcomes)
 
 
+@dataclass
+class OutcomeLine:
+    outcome: CourseOutcome
+    selected: bool = False
+
+
 def _term_filter(academic_year: int, semester: int | None):
     clauses = [CourseOutcome.academic_year == academic_year]
     if semester:
@@ -86,6 +92,16 @@ def student_overview(tenant_id, student_id: uuid.UUID, academic_year: int, semes
         sa.select(SelectionItem.item_kind, sa.func.count())
         .where(SelectionItem.tenant_id == tenant_id, SelectionItem.student_id == student_id,
                SelectionItem.academic_year == academic_year).group_by(SelectionItem.item_kind)).all())
+    # every outcome of the term, each with whether it is selected: what a student, and a parent
+    # reading along, want to see by name (one query, whatever the number of items)
+    selected_outcome = sa.exists().where(
+        SelectionItem.tenant_id == CourseOutcome.tenant_id, SelectionItem.student_id == CourseOutcome.student_id,
+        SelectionItem.item_kind == "outcome", SelectionItem.item_id == CourseOutcome.id)
+    outcomes = [OutcomeLine(outcome, is_selected) for outcome, is_selected in db.session.execute(
+        sa.select(CourseOutcome, selected_outcome.label("selected"))
+        .where(CourseOutcome.tenant_id == tenant_id, CourseOutcome.student_id == student_id,
+               CourseOutcome.withdrawn_at.is_(None), _term_filter(academic_year, semester))
+        .order_by(CourseOutcome.created_at))]
     term = calendar.term(tenant_id, academic_year, semester)
     window = calendar.outcome_upload_window(term) if term else None
     year_window = calendar.year_window(tenant_id, academic_year)
@@ -99,7 +115,8 @@ def student_overview(tenant_id, student_id: uuid.UUID, academic_year: int, semes
         if not line.counts and window is not None and window.is_open():
             todo.append(("nothing_yet", line.course))
     return {
-        "lines": lines, "performance": performance, "selected": selected, "term": term,
+        "lines": lines, "outcomes": outcomes, "course_names": {c.id: c.name for c in courses},
+        "performance": performance, "selected": selected, "term": term,
         "window": window, "certification_deadline": calendar.certification_deadline(term) if term else None,
         "year_window": year_window, "todo": todo, "now": clock.now(),
     }
