@@ -340,22 +340,20 @@ GOOD = {
     "work_product": {"name": "小論文：員林的水圳", "date": "2025-01-05"},
     "advanced_course": {"institution": "國立彰化師範大學", "credits": 2, "total_hours": 36},
 }
-MISSING = object()
 #: (category, field, bad value): each must be refused naming ``details.<field>``
 BAD = [
     ("cadre", "level", "president"), ("cadre", "start_date", "2023-09-01"), ("cadre", "end_date", "2024-08-15"),
-    ("cadre", "position", MISSING), ("cadre", "salary", 100),
+    ("cadre", "salary", 100),
     ("competition", "participation", "duo"), ("competition", "result_date", "2024/12/10"),
-    ("competition", "award", "<script>alert(1)</script>"), ("competition", "award", MISSING),
+    ("competition", "award", "<script>alert(1)</script>"),
     ("competition", "result_date", "2025-04-01"),  # after today (inside the year)
     ("service_learning", "hours", 0), ("service_learning", "hours", 12.25), ("service_learning", "hours", "12"),
     ("service_learning", "hours", 501),
     ("group_activity", "periods", 0), ("group_activity", "periods", 3.5), ("group_activity", "type", "lunch"),
-    ("other", "hours", -1), ("other", "organiser", "x" * 61), ("other", "organiser", MISSING),
-    ("certificate", "type", "driving"), ("certificate", "obtained_on", "2026-01-01"), ("certificate", "code", ""),
+    ("other", "hours", -1), ("other", "organiser", "x" * 61),
+    ("certificate", "type", "driving"), ("certificate", "obtained_on", "2026-01-01"),
     ("flexible_learning", "weeks", 23), ("flexible_learning", "periods_per_week", True),
-    ("flexible_learning", "type", None),
-    ("workplace_learning", "job_title", ""), ("workplace_learning", "hours", 2001),
+    ("workplace_learning", "hours", 2001),
     ("workplace_learning", "employer", "a\x00b"),
     ("work_product", "date", "2025-02-30"), ("work_product", "name", "a" * 101), ("work_product", "date", 20250105),
     ("advanced_course", "credits", 11), ("advanced_course", "total_hours", "many"), ("advanced_course", "credits", 1.5),
@@ -380,10 +378,7 @@ def test_each_category_accepts_its_fields(world, category):
 @pytest.mark.parametrize("category,field,value", BAD, ids=[f"{c}-{f}-{i}" for i, (c, f, _v) in enumerate(BAD)])
 def test_each_category_refuses_bad_values_naming_the_field(world, category, field, value):
     details = good(category)
-    if value is MISSING:
-        details.pop(field)
-    else:
-        details[field] = value
+    details[field] = value
     before = world.count(Performance, StoredFile)
     response = world.api(world.student).post("/api/v1/performances", {
         "category": category, "title": "測試", "details": details, "link": "https://example.org/x"})
@@ -392,6 +387,57 @@ def test_each_category_refuses_bad_values_naming_the_field(world, category, fiel
     assert error["code"] == "validation_failed"
     assert f"details.{field}" in error["details"], error
     assert world.count(Performance, StoredFile) == before
+
+
+#: (category, field) pairs the central database needs; each may be absent through the API
+NEEDED = [("cadre", "position"), ("competition", "award"), ("other", "organiser"), ("certificate", "code"),
+          ("flexible_learning", "type"), ("workplace_learning", "job_title")]
+
+
+@pytest.mark.parametrize("category,field", NEEDED)
+def test_the_api_keeps_an_item_lacking_a_needed_field_and_names_it(world, category, field):
+    for absent in ("drop", ""):  # left out, or sent empty
+        details = good(category)
+        if absent == "drop":
+            details.pop(field)
+        else:
+            details[field] = ""
+        response = world.api(world.student).post("/api/v1/performances", {
+            "category": category, "title": "待補", "details": details, "link": "https://example.org/x"})
+        assert response.status_code == 201, response.get_json()
+        body = response.get_json()
+        assert body["missing_details"] == [f"details.{field}"] and field not in body["details"]
+        assert world.api(world.student).get(f"/api/v1/performances/{body['id']}").get_json()["missing_details"] \
+            == [f"details.{field}"]
+
+
+def test_the_api_takes_a_category_without_any_details(world):
+    """API.md names only ``category``: an integrator's item without ``details`` is kept and counts
+    toward the cap like any other; the page then asks the student for what is missing."""
+    response = world.api(world.student).post("/api/v1/performances", {
+        "category": "competition", "title": "全國科展", "description": "第一名", "link": "https://example.org/fair"})
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "submitted" and body["details"] == {} and body["counts_toward_cap"] is True
+    assert body["missing_details"] == ["details.level", "details.award", "details.result_date",
+                                       "details.participation"]
+    html = world.web(world.student).get("/performances").get_data(as_text=True)
+    assert 'data-testid="missing-details"' in html and "中央資料庫" in html
+    complete = world.link_item(world.student, "competition")
+    assert complete["missing_details"] == []
+
+
+def test_the_page_form_asks_for_every_needed_field(world):
+    web = world.web(world.student)
+    token = csrf_token(web, "/performances")
+    before = world.count(Performance)
+    refused = web.post("/performances/new", data={
+        "category": "competition", "title": "全國科展", "academic_year": str(YEAR), "semester": "",
+        "details.level": "national", "details.award": "", "details.result_date": "2024-12-10",
+        "details.participation": "individual", "link": "https://example.org/fair"}, headers={"X-CSRFToken": token})
+    assert refused.status_code == 422
+    assert set(refused.get_json()["error"]["details"]) == {"details.award"}
+    assert world.count(Performance) == before
 
 
 def test_categories_endpoint_lists_the_ten_with_labels_and_schemas(world):
@@ -589,11 +635,13 @@ def test_staff_record_for_students_in_their_scope(world):
     homeroom_api = world.api(world.homeroom)
     item = world.imported(world.student, by=world.homeroom)
     assert item["source"] == "school" and item["counts_toward_cap"] is False and item["status"] == "submitted"
-    # an outside organiser's item needs the organiser's name
-    missing = homeroom_api.post("/api/v1/performances", {
+    # an outside organiser's item without the organiser's name is kept, and says what it lacks
+    unnamed = homeroom_api.post("/api/v1/performances", {
         "category": "competition", "title": "全國賽", "details": good("competition"),
         "student_id": str(world.student.id), "source": "organiser"})
-    assert missing.status_code == 422 and "organiser_name" in missing.get_json()["error"]["details"]
+    assert unnamed.status_code == 201, unnamed.get_json()
+    assert unnamed.get_json()["missing_details"] == ["organiser_name"]
+    assert unnamed.get_json()["counts_toward_cap"] is False
     # a homeroom teacher records only for their class; another class's student is refused by name
     before = world.count(Performance)
     other = homeroom_api.post("/api/v1/performances", {

@@ -41,8 +41,9 @@ class PerformanceCreate(InputSchema):
     description = fields.String(metadata={"description": "short description, at most the school's limit (≤ 100)"})
     academic_year = fields.Integer(metadata={"description": "ROC academic year; default: the one whose window is open"})
     semester = fields.Integer(validate=validate.OneOf([1, 2]))
-    details = fields.Dict(required=True, metadata={"description": "the category's own fields, see "
-                                                                  "GET /performance-categories"})
+    details = fields.Dict(metadata={"description": "the category's own fields, see GET /performance-categories; "
+                                                   "a required one may be left out (the item then lists it in "
+                                                   "missing_details), a given one must be valid"})
     file = fields.Nested(ProofFile)
     link = fields.String(metadata={"description": "https:// or http:// address, instead of a file"})
     student_id = fields.UUID(metadata={"description": "staff only: the student the item is recorded for"})
@@ -121,7 +122,8 @@ def performance_json(item: Performance, stored=None, student=None) -> dict:
         "id": str(item.id), "student_id": str(item.student_id), "academic_year": item.academic_year,
         "semester": item.semester, "category": item.category,
         "category_label": service.category_label(item.category), "title": item.title,
-        "description": item.description, "details": item.details or {}, "source": item.source,
+        "description": item.description, "details": item.details or {},
+        "missing_details": service.missing_details(item), "source": item.source,
         "organiser_name": item.organiser_name, "counts_toward_cap": item.source == "student",
         "status": item.status,
         "reason": files.reject_message(item.status_reason) if item.status == "file_rejected" else None,

@@ -168,12 +168,14 @@ def check_long_text(value, *, max_length: int, required: bool = True):
     return value, None
 
 
-def _check_one(spec: FieldSpec, value, *, coerce: bool, academic_year: int | None):
-    """(clean value, message or None) of one declared field; value None means absent."""
-    if isinstance(value, str) and not value.strip() and spec.kind != "text":
+def _check_one(spec: FieldSpec, value, *, coerce: bool, academic_year: int | None, complete: bool = True):
+    """(clean value, message or None) of one declared field; value None means absent.
+
+    With ``complete`` false an absent field is let through (see :func:`missing_details`)."""
+    if isinstance(value, str) and not value.strip():
         value = None
     if value is None:
-        return None, (REQUIRED if spec.required else None)
+        return None, (REQUIRED if spec.required and complete else None)
     if spec.kind == "text":
         return check_line(value, max_length=spec.max_length or 100, required=spec.required)
     if spec.kind == "choice":
@@ -226,11 +228,12 @@ def _num(value) -> str:
 
 
 def check_fields(specs, raw, *, prefix: str = "", coerce: bool = False,
-                 academic_year: int | None = None) -> tuple[dict, dict]:
+                 academic_year: int | None = None, complete: bool = True) -> tuple[dict, dict]:
     """Validate ``raw`` against declared fields: (clean values, field path → message).
 
     Unknown keys are refused (allow-list); absent optional fields are left out of the result;
-    ``coerce`` accepts the strings a page form sends for numbers.
+    ``coerce`` accepts the strings a page form sends for numbers; ``complete`` false lets required
+    fields be absent (never wrong).
     """
     clean: dict = {}
     errors: dict = {}
@@ -241,7 +244,8 @@ def check_fields(specs, raw, *, prefix: str = "", coerce: bool = False,
         if key not in known:
             errors[f"{prefix}{key}"[:80]] = UNKNOWN_FIELD
     for spec in specs:
-        value, message = _check_one(spec, raw.get(spec.name), coerce=coerce, academic_year=academic_year)
+        value, message = _check_one(spec, raw.get(spec.name), coerce=coerce, academic_year=academic_year,
+                                    complete=complete)
         if message is not None:
             errors[f"{prefix}{spec.name}"] = message
         elif value is not None:
@@ -369,14 +373,28 @@ CATEGORIES: dict[str, Category] = {c.key: c for c in (
 assert set(CATEGORIES) == set(PERFORMANCE_CATEGORIES), "every central-database category has its fields"
 
 
-def check_details(category: Category, raw, *, academic_year: int | None, coerce: bool = False) -> tuple[dict, dict]:
+def check_details(category: Category, raw, *, academic_year: int | None, coerce: bool = False,
+                  complete: bool = True) -> tuple[dict, dict]:
     """A category's own fields: (clean details, ``details.<field>`` → message)."""
-    clean, errors = check_fields(category.fields, raw, prefix="details.", coerce=coerce, academic_year=academic_year)
+    clean, errors = check_fields(category.fields, raw, prefix="details.", coerce=coerce, academic_year=academic_year,
+                                 complete=complete)
     if category.date_range and not errors:
         start, end = (clean.get(name) for name in category.date_range)
         if start and end and end < start:
             errors[f"details.{category.date_range[1]}"] = _l("The end date cannot be before the start date.")
     return clean, errors
+
+
+def missing_details(item: Performance) -> list[str]:
+    """The fields the central database needs that ``item`` still lacks (``details.<field>``, and
+    ``organiser_name`` for an outside organiser's item), in the category's order."""
+    category = CATEGORIES.get(item.category)
+    details = item.details or {}
+    missing = [f"details.{spec.name}" for spec in (category.fields if category else ())
+               if spec.required and details.get(spec.name) in (None, "")]
+    if item.source == "organiser" and not item.organiser_name:
+        missing.append("organiser_name")
+    return missing
 
 
 def categories_schema() -> list[dict]:
@@ -544,8 +562,11 @@ def create_performance(tenant, actor, data: dict, *, coerce: bool = False) -> tu
 
     A student records their own (``performance.upload``, own scope; inside the window, under the
     cap); staff record for a student with ``student_id`` and ``source`` school|organiser
-    (``performance.import`` over that student; no window, no cap). ``coerce`` accepts a page
-    form's strings for numbers.
+    (``performance.import`` over that student; no window, no cap). ``coerce`` is the page form: it
+    sends strings for numbers, and a person filling it is asked for every field the central
+    database needs. Through the API (an integrator, an outside organiser's system) such a field may
+    be absent: the item is kept and :func:`missing_details` names what it still lacks; a value that
+    is given is checked as strictly either way.
 
     Raises Forbidden (403) without the permission the source needs; ValidationFailed (422, field
     path → message) for any bad field; AppError 422 ``window_not_set`` / ``window_closed`` /
@@ -582,7 +603,7 @@ def create_performance(tenant, actor, data: dict, *, coerce: bool = False) -> tu
 
     organiser_name = None
     if source == "organiser":
-        organiser_name, message = check_line(data.get("organiser_name"), max_length=ORGANISER_MAX)
+        organiser_name, message = check_line(data.get("organiser_name"), max_length=ORGANISER_MAX, required=coerce)
         if message:
             errors["organiser_name"] = message
     elif data.get("organiser_name") not in (None, ""):
@@ -614,7 +635,7 @@ def create_performance(tenant, actor, data: dict, *, coerce: bool = False) -> tu
         details = {}
     else:
         details, detail_errors = check_details(category, data.get("details") or {}, academic_year=academic_year,
-                                               coerce=coerce)
+                                               coerce=coerce, complete=coerce)
         errors.update(detail_errors)
 
     title, message = check_line(data.get("title"), max_length=TITLE_MAX)
