@@ -819,3 +819,48 @@ def test_pages_keep_to_each_role_s_scope(world, signed_in):
     assert refused.status_code == 404 and world.outcome(outcome_id).status == "submitted"
     assert signed_in(world.school, world.parent).get("/outcomes/queue").status_code == 403
     assert signed_in(world.school, world.teacher).get("/outcomes").status_code == 403
+
+
+def _bulk_outcomes(world, n: int, status: str, title: str) -> None:
+    """``n`` outcomes of the world's student in its course, straight into the table (the queue's reading
+    side is what is tested here, not the upload)."""
+    now = clock.now()
+    with as_tenant(world.app, world.school):
+        db.session.execute(sa.insert(CourseOutcome), [
+            {"tenant_id": world.school.id, "id": uuid.uuid4(), "student_id": world.student.id,
+             "course_id": world.course.id, "academic_year": world.year, "semester": world.semester,
+             "title": f"{title} {i:03d}", "description": "", "status": status, "link_url": "https://example.org/w",
+             "submitted_at": now, "created_at": now, "updated_at": now, "revision": 1} for i in range(n)])
+        db.session.commit()
+
+
+def test_the_queue_shows_what_waits_a_page_at_a_time_and_the_rest_on_request(world, signed_in):
+    from tests.test_progress import count_queries
+
+    _bulk_outcomes(world, 101, "submitted", "甲作品")
+    _bulk_outcomes(world, 2, "certified", "乙作品")
+    teacher = signed_in(world.school, world.teacher)
+    with count_queries(world.app) as first:
+        page1 = teacher.get("/outcomes/queue").get_data(as_text=True)
+    assert page1.count('data-testid="queue-item"') == 100 and "乙作品" not in page1
+    assert "101" in page1 and 'data-testid="queue-next"' in page1  # waiting over every page, and a next page
+    page2 = teacher.get("/outcomes/queue?page=2").get_data(as_text=True)
+    assert page2.count('data-testid="queue-item"') == 1 and 'data-testid="queue-next"' not in page2
+    decided = teacher.get("/outcomes/queue?show=decided").get_data(as_text=True)
+    assert decided.count('data-testid="queue-item"') == 2 and "甲作品" not in decided
+    assert teacher.get("/outcomes/queue?show=all&page=2").get_data(as_text=True).count('data-testid="queue-item"') == 3
+    # bad values fall back to the first page of what waits, never a 500
+    for query in ("?page=abc", "?page=-1", "?page=0", "?page=99999999999", "?show=%3Cscript%3E", "?course_id=nope"):
+        response = teacher.get("/outcomes/queue" + query)
+        assert response.status_code == 200, query
+        assert response.get_data(as_text=True).count('data-testid="queue-item"') == 100, query
+    # a page past the last shows the last one
+    assert teacher.get("/outcomes/queue?page=9").get_data(as_text=True).count('data-testid="queue-item"') == 1
+    # the number of queries does not grow with the items
+    _bulk_outcomes(world, 150, "submitted", "又一批")
+    with count_queries(world.app) as later:
+        assert teacher.get("/outcomes/queue").status_code == 200
+    assert later["n"] == first["n"]
+    # the other course's teacher sees none of them
+    other = signed_in(world.school, world.other_teacher).get("/outcomes/queue?show=all").get_data(as_text=True)
+    assert "甲作品" not in other and "乙作品" not in other

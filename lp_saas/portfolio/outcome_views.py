@@ -218,9 +218,15 @@ def queue():
             course_id = uuid.UUID(request.args["course_id"])
         except ValueError:
             course_id = None
-    groups = service.certification_queue(tenant, actor, course_id)
-    return render_template("outcomes/queue.html", groups=groups, comment_max=service.COMMENT_MAX,
-                           reason_max=service.REASON_MAX, **_page_helpers(current_rules(tenant.id)))
+    show = request.args.get("show", "waiting")
+    if show not in service.QUEUE_VIEWS:
+        show = "waiting"
+    page = request.args.get("page", "1")
+    page = int(page) if page.isdigit() and 0 < len(page) < 6 else 1
+    queue = service.certification_queue(tenant, actor, course_id, show=show, page=page)
+    return render_template("outcomes/queue.html", queue=queue, groups=queue.courses, course_id=course_id,
+                           comment_max=service.COMMENT_MAX, reason_max=service.REASON_MAX,
+                           **_page_helpers(current_rules(tenant.id)))
 
 
 @bp.route("/outcomes/<outcome_id>/certify", methods=["POST"])

@@ -639,6 +639,7 @@ class CourseOutcomes:
     items: list  # [(CourseOutcome, StoredFile | None)] or [(CourseOutcome, StoredFile | None, User)]
     teacher_name: str | None = None
     deputising: bool = False
+    counts: dict | None = None  # status → n over every page (the queue); None: count ``items``
 
     @property
     def window_open(self) -> bool:
@@ -651,6 +652,8 @@ class CourseOutcomes:
 
     @property
     def waiting(self) -> int:
+        if self.counts is not None:
+            return self.counts.get("submitted", 0)
         return sum(1 for row in self.items if row[0].status == "submitted")
 
 
@@ -689,35 +692,68 @@ def student_term(tenant, student, academic_year: int, semester: int) -> tuple[li
     return out, upload_cap(tenant.id), used
 
 
-def certification_queue(tenant, actor, course_id=None, limit: int = 500) -> list[CourseOutcomes]:
-    """The courses ``actor`` certifies (taught, deputised, or any for a school-wide certifier) with their
-    outcomes that have reached the teacher: submitted first, then certified, returned and the rest."""
+#: what the certification queue lists: the items waiting for a decision, the ones decided, or both
+QUEUE_VIEWS = {
+    "waiting": ("submitted",),
+    "decided": ("certified", "returned"),
+    "all": ("submitted", "certified", "returned", "verifying", "file_rejected"),
+}
+QUEUE_PAGE_SIZE = 100
+
+
+@dataclass
+class Queue:
+    """A page of a teacher's certification queue: the courses with their items on this page."""
+
+    courses: list  # [CourseOutcomes]
+    show: str
+    page: int
+    pages: int
+    total: int  # items in this view, all pages
+
+
+def certification_queue(tenant, actor, course_id=None, *, show: str = "waiting", page: int = 1,
+                        per_page: int = QUEUE_PAGE_SIZE) -> Queue:
+    """The courses ``actor`` certifies (taught, deputised, or any for a school-wide certifier) with the
+    outcomes of one view (``QUEUE_VIEWS``), oldest submission first, a page at a time; each course
+    carries its counts by status over every page. Three queries whatever the number of items."""
     Student = sa.orm.aliased(User)
-    query = (visible_select(actor, "course_outcome.certify")
-             .add_columns(Student)
-             .join(Student, sa.and_(Student.tenant_id == CourseOutcome.tenant_id,
-                                    Student.id == CourseOutcome.student_id))
-             .where(CourseOutcome.status.not_in(("awaiting_upload", "withdrawn")))
-             .order_by(Course.academic_year.desc(), Course.semester.desc(), Course.code,
-                       (CourseOutcome.status != "submitted"), CourseOutcome.submitted_at, Student.student_no)
-             .limit(limit))
+    statuses = QUEUE_VIEWS.get(show, QUEUE_VIEWS["waiting"])
+    base = (visible_select(actor, "course_outcome.certify")
+            .add_columns(Student)
+            .join(Student, sa.and_(Student.tenant_id == CourseOutcome.tenant_id,
+                                   Student.id == CourseOutcome.student_id)))
     mine = sa.select(Course).where(Course.tenant_id == tenant.id,
                                    sa.or_(Course.teacher_id == actor.id, Course.deputy_id == actor.id))
     if course_id is not None:
-        query = query.where(CourseOutcome.course_id == course_id)
+        base = base.where(CourseOutcome.course_id == course_id)
         mine = mine.where(Course.id == course_id)
+    query = (base.where(CourseOutcome.status.in_(statuses))
+             .order_by(Course.academic_year.desc(), Course.semester.desc(), Course.code,
+                       (CourseOutcome.status != "submitted"), CourseOutcome.submitted_at, Student.student_no,
+                       CourseOutcome.id))
+    counts: dict = {}
+    for course_key, status, n in db.session.execute(
+            base.where(CourseOutcome.status.in_(QUEUE_VIEWS["all"]))
+            .with_only_columns(CourseOutcome.course_id, CourseOutcome.status, sa.func.count())
+            .group_by(CourseOutcome.course_id, CourseOutcome.status)):
+        counts.setdefault(course_key, {})[status] = n
+    total = sum(n for by_status in counts.values() for status, n in by_status.items() if status in statuses)
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 1), pages)
     groups: dict = {}
-    for outcome, stored, course, student in db.session.execute(query):
+    for outcome, stored, course, student in db.session.execute(query.limit(per_page).offset((page - 1) * per_page)):
         groups.setdefault(course.id, (course, []))[1].append((outcome, stored, student))
     # the actor's own courses of the current term show even before anything arrives
     now_term = calendar.current_term(tenant.id)
-    if now_term is not None:
+    if now_term is not None and page == 1:
         for course in db.session.scalars(mine.where(Course.academic_year == now_term.academic_year,
                                                     Course.semester == now_term.semester)):
             groups.setdefault(course.id, (course, []))
     book = DeadlineBook(tenant.id)
     result = [CourseOutcomes(course, book.of_course(course), items,
-                             deputising=course.deputy_id == actor.id and course.teacher_id != actor.id)
+                             deputising=course.deputy_id == actor.id and course.teacher_id != actor.id,
+                             counts=counts.get(course.id, {}))
               for course, items in groups.values()]
     result.sort(key=lambda c: (-c.course.academic_year, -c.course.semester, c.waiting == 0, c.course.code))
-    return result
+    return Queue(result, show if show in QUEUE_VIEWS else "waiting", page, pages, total)

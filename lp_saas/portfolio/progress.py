@@ -77,13 +77,6 @@ def student_overview(tenant_id, student_id: uuid.UUID, academic_year: int, semes
                                                    Enrollment.course_id == Course.id))
         .where(Course.tenant_id == tenant_id, Enrollment.student_id == student_id,
                Course.academic_year == academic_year, Course.semester == semester).order_by(Course.code)))
-    per_course: dict = {}
-    for course_id, status, n in db.session.execute(
-            sa.select(CourseOutcome.course_id, CourseOutcome.status, sa.func.count())
-            .where(CourseOutcome.tenant_id == tenant_id, CourseOutcome.student_id == student_id,
-                   _term_filter(academic_year, semester))
-            .group_by(CourseOutcome.course_id, CourseOutcome.status)):
-        per_course.setdefault(course_id, {})[status] = n
     performance = dict(db.session.execute(
         sa.select(Performance.status, sa.func.count())
         .where(Performance.tenant_id == tenant_id, Performance.student_id == student_id,
@@ -93,15 +86,22 @@ def student_overview(tenant_id, student_id: uuid.UUID, academic_year: int, semes
         .where(SelectionItem.tenant_id == tenant_id, SelectionItem.student_id == student_id,
                SelectionItem.academic_year == academic_year).group_by(SelectionItem.item_kind)).all())
     # every outcome of the term, each with whether it is selected: what a student, and a parent
-    # reading along, want to see by name (one query, whatever the number of items)
+    # reading along, want to see by name; the per-course counts come from the same rows (one query,
+    # whatever the number of items)
     selected_outcome = sa.exists().where(
         SelectionItem.tenant_id == CourseOutcome.tenant_id, SelectionItem.student_id == CourseOutcome.student_id,
         SelectionItem.item_kind == "outcome", SelectionItem.item_id == CourseOutcome.id)
-    outcomes = [OutcomeLine(outcome, is_selected) for outcome, is_selected in db.session.execute(
-        sa.select(CourseOutcome, selected_outcome.label("selected"))
-        .where(CourseOutcome.tenant_id == tenant_id, CourseOutcome.student_id == student_id,
-               CourseOutcome.withdrawn_at.is_(None), _term_filter(academic_year, semester))
-        .order_by(CourseOutcome.created_at))]
+    per_course: dict = {}
+    outcomes = []
+    for outcome, is_selected in db.session.execute(
+            sa.select(CourseOutcome, selected_outcome.label("selected"))
+            .where(CourseOutcome.tenant_id == tenant_id, CourseOutcome.student_id == student_id,
+                   _term_filter(academic_year, semester))
+            .order_by(CourseOutcome.created_at)):
+        counts = per_course.setdefault(outcome.course_id, {})
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        if outcome.status != "withdrawn":
+            outcomes.append(OutcomeLine(outcome, is_selected))
     term = calendar.term(tenant_id, academic_year, semester)
     window = calendar.outcome_upload_window(term) if term else None
     year_window = calendar.year_window(tenant_id, academic_year)
