@@ -184,11 +184,11 @@ def verify_stored_file(tenant, stored: StoredFile, rules: dict) -> str | None:
         return "type_not_allowed"
     if info.size > allowed[stored.file_type]:
         return "too_large"
-    digest, size = storage.sha256(tenant.bucket, stored.key)
+    digest, size, head = storage.fingerprint(tenant.bucket, stored.key, head=8192)  # one download
     stored.size, stored.sha256 = size, digest
     if digest != stored.declared_sha256:
         return "hash_mismatch"
-    stored.sniffed_type = sniff(storage.read_head(tenant.bucket, stored.key, 8192))
+    stored.sniffed_type = sniff(head)
     if stored.sniffed_type != stored.file_type:
         return "type_mismatch"
     return None

@@ -194,9 +194,15 @@ class Storage(abc.ABC):
     def read_head(self, bucket: str, key: str, n: int = 8192) -> bytes:
         """The first ``n`` bytes (fewer if the object is shorter), for type sniffing. Raises ObjectMissing."""
 
-    @abc.abstractmethod
     def sha256(self, bucket: str, key: str) -> tuple[str, int]:
         """Hex SHA-256 and byte count, streamed in chunks. Raises ObjectMissing."""
+        digest, size, _head = self.fingerprint(bucket, key, head=0)
+        return digest, size
+
+    @abc.abstractmethod
+    def fingerprint(self, bucket: str, key: str, head: int = 8192) -> tuple[str, int, bytes]:
+        """Hex SHA-256, byte count and the first ``head`` bytes, in one streamed read (the verification
+        job's single download). Raises ObjectMissing."""
 
     @abc.abstractmethod
     def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str) -> None:

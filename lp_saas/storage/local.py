@@ -305,14 +305,17 @@ class LocalStorage(Storage):
         with self._open(bucket, key) as f:
             return f.read(max(n, 0))
 
-    def sha256(self, bucket: str, key: str) -> tuple[str, int]:
+    def fingerprint(self, bucket: str, key: str, head: int = 8192) -> tuple[str, int, bytes]:
         hasher = hashlib.sha256()
         size = 0
+        first = b""
         with self._open(bucket, key) as f:
             while chunk := f.read(_CHUNK):
+                if len(first) < head:
+                    first += chunk[:head - len(first)]
                 hasher.update(chunk)
                 size += len(chunk)
-        return hasher.hexdigest(), size
+        return hasher.hexdigest(), size, first
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         with self._open(bucket, key) as f:

@@ -246,17 +246,20 @@ class S3Storage(Storage):
                 return b""
             raise
 
-    def sha256(self, bucket: str, key: str) -> tuple[str, int]:
+    def fingerprint(self, bucket: str, key: str, head: int = 8192) -> tuple[str, int, bytes]:
         validate_bucket(bucket)
         validate_key(key)
 
-        def digest(response: urllib3.BaseHTTPResponse) -> tuple[str, int]:
+        def digest(response: urllib3.BaseHTTPResponse) -> tuple[str, int, bytes]:
             hasher = hashlib.sha256()
             size = 0
+            first = b""
             for chunk in response.stream(_CHUNK):
+                if len(first) < head:
+                    first += chunk[:head - len(first)]
                 hasher.update(chunk)
                 size += len(chunk)
-            return hasher.hexdigest(), size
+            return hasher.hexdigest(), size, first
 
         return self._read(bucket, key, digest)
 

@@ -116,7 +116,7 @@ def test_presigned_download_names_the_file(backend: Harness) -> None:
     assert reply.headers["Content-Type"].startswith("application/pdf")
 
 
-@pytest.mark.parametrize("method", ["stat", "read_head", "sha256", "get_bytes"])
+@pytest.mark.parametrize("method", ["stat", "read_head", "sha256", "fingerprint", "get_bytes"])
 def test_missing_object(backend: Harness, method: str) -> None:
     with pytest.raises(ObjectMissing):  # no bucket either
         getattr(backend.storage, method)(backend.bucket, "outcomes/nothing/here")
@@ -204,6 +204,7 @@ def test_put_replaces_and_empty_object_reads_empty(backend: Harness) -> None:
     assert (info.size, info.content_type) == (0, "application/json")
     assert storage.read_head(bucket, "k") == b""
     assert storage.sha256(bucket, "k") == (hashlib.sha256(b"").hexdigest(), 0)
+    assert storage.fingerprint(bucket, "k") == (hashlib.sha256(b"").hexdigest(), 0, b"")
 
 
 def test_sha256_of_a_large_object(backend: Harness) -> None:
@@ -214,6 +215,10 @@ def test_sha256_of_a_large_object(backend: Harness) -> None:
     storage.put_bytes(bucket, key, data, "application/octet-stream")
     assert storage.sha256(bucket, key) == (hashlib.sha256(data).hexdigest(), len(data))
     assert storage.read_head(bucket, key) == data[:8192]
+    # one streamed read: the hash, the size and the first bytes for sniffing, across chunk boundaries
+    assert storage.fingerprint(bucket, key) == (hashlib.sha256(data).hexdigest(), len(data), data[:8192])
+    assert storage.fingerprint(bucket, key, head=1024 * 1024 + 5)[2] == data[:1024 * 1024 + 5]
+    assert storage.fingerprint(bucket, key, head=0)[2] == b""
 
 
 def test_delete_bucket_empties_it_and_is_idempotent(backend: Harness) -> None:
@@ -248,6 +253,7 @@ KEY_CALLS = {
     "stat": lambda s, b, k: s.stat(b, k),
     "read_head": lambda s, b, k: s.read_head(b, k),
     "sha256": lambda s, b, k: s.sha256(b, k),
+    "fingerprint": lambda s, b, k: s.fingerprint(b, k),
     "get_bytes": lambda s, b, k: s.get_bytes(b, k),
     "put_bytes": lambda s, b, k: s.put_bytes(b, k, b"x", "text/plain"),
     "delete_object": lambda s, b, k: s.delete_object(b, k),
