@@ -860,3 +860,56 @@ def test_the_jobs_page_shows_stuck_work_and_reconciles_on_demand(app, make_schoo
     drain_jobs()
     with as_tenant(app, school):
         assert db.session.get(StoredFile, (school.id, file_id)).status == "verified"
+
+
+def test_an_import_file_left_in_storage_is_removed_once_its_job_is_over(app, make_school, make_user):
+    """A roster file holds names and national ID numbers: whatever path its import job ended on, the
+    sweep removes it (every version) once the job is over, and leaves it while the job may still run."""
+    school = make_school()
+    admin = make_user(school, "school_admin")
+    keys = {}
+    with as_tenant(app, school):
+        storage = get_storage()
+        for status in ("queued", "succeeded", "failed"):
+            job = Job(tenant_id=school.id, kind="import_file", status=status, created_by_id=admin.id,
+                      args={"kind": "students", "filename": "名冊.csv", "key": f"imports/{uuid.uuid4()}/f"})
+            db.session.add(job)
+            db.session.flush()
+            for version in (b"old", "學號,姓名,身分證字號\n".encode()):
+                storage.put_bytes(school.bucket, job.args["key"], version, "text/csv")
+            keys[status] = (job.id, job.args["key"])
+        db.session.commit()
+    code, actions = run_now(app, school, "--dry-run")
+    assert code == 0 and {a["job_id"] for a in of_kind(actions, "remove_import_file")} == \
+        {str(keys["succeeded"][0]), str(keys["failed"][0])}
+    assert all(versions_under(app, school, key) for _id, key in keys.values())  # a dry run changes nothing
+    code, actions = run_now(app, school)
+    assert len(of_kind(actions, "remove_import_file")) == 2
+    assert versions_under(app, school, keys["succeeded"][1]) == []
+    assert versions_under(app, school, keys["failed"][1]) == []
+    assert versions_under(app, school, keys["queued"][1])  # its job may still need it
+    code, actions = run_now(app, school)
+    assert not of_kind(actions, "remove_import_file")  # once
+
+
+def test_a_cleanup_that_gave_up_is_sent_again(app, make_school, drain_jobs):
+    """A withdrawn item's object whose delete job failed after its last retry is only known to that job."""
+    school = make_school()
+    key = f"performances/{uuid.uuid4()}/{uuid.uuid4()}"
+    with as_tenant(app, school):
+        get_storage().put_bytes(school.bucket, key, PDF, "application/pdf")
+        long_ago = datetime.now(timezone.utc) - timedelta(hours=3)
+        job = Job(tenant_id=school.id, kind="delete_stored_object", args={"key": key}, status="failed", attempts=6,
+                  error="StorageUnavailable: down", created_at=long_ago, finished_at=long_ago)
+        recent = Job(tenant_id=school.id, kind="delete_stored_object", args={"key": key + "x"}, status="failed",
+                     attempts=6, error="StorageUnavailable: down", finished_at=datetime.now(timezone.utc))
+        db.session.add_all([job, recent])
+        db.session.commit()
+        job_id, recent_id = job.id, recent.id
+    code, actions = run_now(app, school)
+    assert [a["job_id"] for a in of_kind(actions, "retry_cleanup")] == [str(job_id)]  # not the one just failed
+    drain_jobs()
+    assert versions_under(app, school, key) == []
+    with as_tenant(app, school):
+        assert db.session.get(Job, (school.id, job_id)).status == "succeeded"
+        assert db.session.get(Job, (school.id, recent_id)).status == "failed"

@@ -216,8 +216,13 @@ def test_notices_page_and_marking_read(app, term_world, signed_in, drain_jobs, m
     page = web.get("/notices").get_data(as_text=True)
     assert "113學年度第2學期" in page
     notice = notices(app, w["school"], w["lazy"])[0]
+    # the reminder is on the dashboard too, for this student only
+    dashboard = web.get("/dashboard").get_data(as_text=True)
+    assert 'data-testid="dashboard-notices"' in dashboard and notice.subject in dashboard
+    assert 'data-testid="dashboard-notices"' not in signed_in(w["school"], w["busy"]).get("/dashboard").get_data(as_text=True)
     other = signed_in(w["school"], w["busy"])
     assert post_form(other, f"/notices/{notice.id}/read", {}, form_path="/notices").status_code == 404
     response = post_form(web, f"/notices/{notice.id}/read", {}, form_path="/notices")
     assert response.status_code == 302
     assert notices(app, w["school"], w["lazy"])[0].read_at is not None
+    assert 'data-testid="dashboard-notices"' not in web.get("/dashboard").get_data(as_text=True)  # read: gone

@@ -1008,7 +1008,8 @@ def run_import(job, progress) -> dict:
         db.session.commit()
         try:
             storage.delete_object(tenant.bucket, args["key"])
-        except Exception:  # noqa: BLE001 - the rows are in; a leftover upload is removed by hand or a sweep
+            job.args = {**job.args, "file_removed": True}
+        except Exception:  # noqa: BLE001 - the rows are in; the reconciling sweep removes the leftover file
             pass
     return report
 

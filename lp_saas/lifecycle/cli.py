@@ -50,6 +50,11 @@ def run(as_of, slug, dry_run):
         day = parse_day(as_of)
         if day is None:
             _fail(f"--as-of must be a date as YYYY-MM-DD, got {as_of!r}")
+        if day > clock.today() and not dry_run:
+            # API.md's contract: the run acts as of that date, deletions included. Said loudly, so that an
+            # operator who meant --dry-run sees it; rehearse with --dry-run first.
+            click.echo(f"warning: --as-of {day.isoformat()} is in the future: sweeps act as of that day "
+                       "(accounts expire, graduates are sealed and deleted as then due)", err=True)
     tenants = _tenants(slug)
     errors = 0
     with clock.frozen(start_of_day(day)) if day else nullcontext():

@@ -14,6 +14,13 @@
   ``rejected`` (reason ``missing``), and the item's owner is told through the same callback the
   verification job uses, so the student sees that the upload must be made again.
 
+- **Import files.** A roster file uploaded for import (names, national ID numbers) is kept only while
+  its job may still need it: once the job has succeeded or failed for good, the sweep removes the
+  file (every version) if the job did not, whatever path the job ended on.
+- **Clean-ups that gave up.** A ``delete_stored_object`` job that failed after its last retry
+  (storage down for hours) is sent again once per ``stale_after``: its row is already gone, so
+  nothing else would ever find the object.
+
 "Stuck" for the operators' page and CLI is the same test: what this sweep would resend.
 """
 from __future__ import annotations
@@ -88,6 +95,27 @@ def unconfirmed_files(tenant_id) -> list[StoredFile]:
         StoredFile.upload_expires_at < cutoff).order_by(StoredFile.created_at)))
 
 
+#: job kinds whose failure leaves something behind that only they know of: retried after giving up
+RETRIED_AFTER_FAILING = ("delete_stored_object",)
+
+
+def failed_cleanups(tenant_id) -> list[Job]:
+    """Failed clean-up jobs whose last attempt is older than their stale period."""
+    now = clock.now()
+    return [job for job in db.session.scalars(sa.select(Job).where(
+        Job.tenant_id == tenant_id, Job.kind.in_(RETRIED_AFTER_FAILING), Job.status == "failed")
+        .order_by(Job.finished_at)) if job.finished_at is None or now - job.finished_at > stale_after(job.kind)]
+
+
+def leftover_import_files(tenant_id) -> list[Job]:
+    """Finished import jobs whose uploaded file is still in storage."""
+    from lp_saas.academics.imports import JOB_KIND
+
+    return [job for job in db.session.scalars(sa.select(Job).where(
+        Job.tenant_id == tenant_id, Job.kind == JOB_KIND, Job.status.in_(("succeeded", "failed")))
+        .order_by(Job.created_at)) if (job.args or {}).get("key") and not job.args.get("file_removed")]
+
+
 def sweep(tenant, *, dry_run: bool = False) -> list[dict]:
     """Resend stuck jobs, re-verify orphaned uploads, remove unconfirmed ones. Flush only.
 
@@ -131,6 +159,22 @@ def sweep(tenant, *, dry_run: bool = False) -> list[dict]:
                 callback(stored, False)
             audit.record(tenant.id, SYSTEM, "file.unconfirmed_removed", target_type="file", target_id=stored.id,
                          student_id=stored.student_id, details={"owner": stored.owner_kind})
+        actions.append(action)
+    for job in failed_cleanups(tenant.id):
+        actions.append({"action": "retry_cleanup", "job_id": str(job.id), "kind": job.kind})
+        if not dry_run:
+            resend(job)
+    for job in leftover_import_files(tenant.id):
+        action = {"action": "remove_import_file", "job_id": str(job.id)}
+        if not dry_run:
+            try:
+                action["objects"] = storage.delete_object(tenant.bucket, job.args["key"])
+            except StorageError as exc:
+                action.update(action="error", step="remove_import_file", error=str(exc)[:300])
+                actions.append(action)
+                continue
+            job.args = {**job.args, "file_removed": True}
+            audit.record(tenant.id, SYSTEM, "import.file_removed", target_type="job", target_id=job.id)
         actions.append(action)
     db.session.flush()
     return actions
