@@ -43,6 +43,9 @@ def load_config(instance_path: str, env=None) -> dict:
         "SECRET_KEY": _secret_key(env, instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # the largest body any route takes: a 10 MB file through the local-storage upload route (the
+        # embedded default) with its form; JSON API bodies have their own, smaller limit
+        "MAX_CONTENT_LENGTH": 11 * 1024 * 1024,
         "REDIS_URL": redis_url,
         "RQ_QUEUE_PREFIX": env.get("LP_QUEUE_PREFIX", "lp"),
         "S3_ENDPOINT": env.get("S3_ENDPOINT") or None,

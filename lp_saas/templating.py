@@ -32,9 +32,11 @@ def init_app(app) -> None:
             return permissions.can(actor, permission, **target) if target else permissions.has(actor, permission)
 
         def lang_url(lang):
-            args = dict(request.args)
+            view_args = request.view_args or {}
+            # the query string may repeat a path argument's name (?user_id=…): the path wins
+            args = {k: v for k, v in request.args.items() if k not in view_args}
             args["lang"] = lang
-            return url_for(request.endpoint or "school.home", **(request.view_args or {}), **args) \
+            return url_for(request.endpoint or "school.home", **view_args, **args) \
                 if request.endpoint else "/?lang=" + lang
 
         return {"job_status_label": _job_status_label, "now_date": _today, "school": g.get("tenant"), "actor": actor, "can": can, "lang_url": lang_url,

@@ -1,6 +1,8 @@
 """The API base: OpenAPI document, JSON errors in the caller's language, roster input checks."""
 import re
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 
@@ -105,6 +107,71 @@ def test_bad_course_bodies_are_422_and_store_nothing(app, roster, body):
     response = api.post("/api/v1/courses", body)
     assert response.status_code == 422, response.get_json()
     assert _count(app, school, Course) == before
+
+
+def test_roster_refuses_the_wrong_kind_of_account_and_blank_or_unsafe_text(app, roster, make_user):
+    school, api, teacher = roster
+    student = make_user(school, "student")
+    parent = make_user(school, "parent")
+    base = {"code": "X1", "name": "國文", "credits": 2, "academic_year": 113, "semester": 1, "teacher_id": str(teacher.id)}
+    before = _count(app, school, Course)
+    for change, field in (({"teacher_id": str(student.id)}, "teacher_id"), ({"teacher_id": str(parent.id)}, "teacher_id"),
+                          ({"deputy_id": str(student.id)}, "deputy_id"), ({"deputy_id": str(teacher.id)}, "deputy_id"),
+                          ({"code": "   "}, "code"), ({"name": " \t "}, "name"), ({"code": "A\u0000B"}, "code"),
+                          ({"name": "國\u0000文"}, "name"), ({"subject": "<b>x</b>"}, "subject")):
+        response = api.post("/api/v1/courses", {**base, **change})
+        assert response.status_code == 422, (change, response.get_json())
+        assert field in response.get_json()["error"]["details"], change
+    assert _count(app, school, Course) == before
+    course_id = api.post("/api/v1/courses", {**base, "code": "  X2 "}).get_json()["id"]
+    # the stored code is trimmed
+    with as_tenant(app, school):
+        assert db.session.get(Course, (school.id, uuid.UUID(course_id))).code == "X2"
+    refused = api.post(f"/api/v1/courses/{course_id}/enrollments", {"student_ids": [str(teacher.id), str(student.id)]})
+    assert refused.status_code == 422 and str(teacher.id) in refused.get_json()["error"]["details"]["student_ids"]
+    assert _count(app, school, Enrollment) == 0
+    users_before = _count(app, school, User)
+    for body, field in (({"display_name": "<script>alert(1)</script>"}, "display_name"),
+                        ({"display_name": "王\u0000明"}, "display_name"), ({"display_name": "   "}, "display_name"),
+                        ({"class_name": "\u0000"}, "class_name"), ({"class_name": "101", "roles": ["teacher"]}, "class_name"),
+                        ({"roles": ["student", "teacher"]}, "roles")):
+        response = api.post("/api/v1/users", {"username": "newkid", "display_name": "新生", "roles": ["student"], **body})
+        assert response.status_code == 422, (body, response.get_json())
+        assert field in response.get_json()["error"]["details"], body
+    assert _count(app, school, User) == users_before
+    assert api.patch(f"/api/v1/users/{student.id}", {"display_name": "<img src=x>"}).status_code == 422
+
+
+def test_a_roster_clerk_cannot_mint_an_administrator(app, roster, make_user, api_for):
+    school, api, teacher = roster  # api acts as the registrar (roster.edit, no roles.edit)
+    minted = api.post("/api/v1/users", {"username": "boss", "display_name": "x", "roles": ["school_admin"]})
+    assert minted.status_code == 422 and "roles" in minted.get_json()["error"]["details"]
+    promoted = api.patch(f"/api/v1/users/{teacher.id}", {"roles": ["school_admin"]})
+    assert promoted.status_code == 422
+    assert api.get(f"/api/v1/users/{teacher.id}").get_json()["roles"] == ["teacher"]
+    # the school's administrator may, and the registrar still makes teachers and students
+    admin_api = api_for(school, make_user(school, "school_admin"))
+    assert admin_api.post("/api/v1/users", {"username": "boss2", "display_name": "x",
+                                            "roles": ["school_admin"]}).status_code == 201
+    assert api.post("/api/v1/users", {"username": "t9", "display_name": "x", "roles": ["teacher"]}).status_code == 201
+
+
+def test_field_messages_follow_the_language(roster):
+    _school, api, _teacher = roster
+    zh = api.post("/api/v1/users", {"display_name": 5, "roles": "x"}).get_json()["error"]["details"]
+    assert zh["username"] == "此欄位為必填。" or "必填" in zh["username"], zh
+    assert all(not any(c.isascii() and c.isalpha() for c in message) for message in zh.values()), zh
+    en = api.post("/api/v1/users", {"display_name": 5, "roles": "x"}, headers={"Accept-Language": "en"})
+    assert "required" in en.get_json()["error"]["details"]["username"]
+
+
+def test_oversized_and_deeply_nested_json_is_refused_cleanly(roster):
+    _school, api, _teacher = roster
+    deep = api.client.post("/api/v1/users", data="[" * 100000, headers={**api.headers(), "Content-Type": "application/json"})
+    assert deep.status_code == 400 and deep.get_json()["error"]["code"] == "bad_json"
+    big = api.client.post("/api/v1/users", data='{"x": "' + "a" * (300 * 1024) + '"}',
+                          headers={**api.headers(), "Content-Type": "application/json"})
+    assert big.status_code == 413 and big.get_json()["error"]["code"] == "too_large"
 
 
 def test_course_with_another_schools_teacher_is_refused(app, roster, make_school, make_user):

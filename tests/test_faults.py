@@ -412,8 +412,8 @@ def test_the_s3_server_stops_during_verification_and_starts_again(app, uploads_w
             from lp_saas.storage import get_storage
 
             storage = get_storage()
-        hashing = storage.sha256
-        monkeypatch.setattr(storage, "sha256", lambda b, k: (time.sleep(0.2), hashing(b, k))[1])
+        hashing = storage.fingerprint
+        monkeypatch.setattr(storage, "fingerprint", lambda b, k, head=8192: (time.sleep(0.2), hashing(b, k, head))[1])
         file_ids = submit_uploads(through, uploads_world)
         _storage_down_while(through, uploads_world, file_ids, proxy.stop, proxy.start)
         settle(through, uploads_world)
@@ -430,17 +430,17 @@ def test_the_storage_fails_during_verification_and_comes_back(app, uploads_world
     with app.app_context():
         storage = get_storage()
     state = {"down": False, "verified": 0}
-    hashing = storage.sha256
+    hashing = storage.fingerprint
 
-    def sha256(bucket, key):
+    def fingerprint(bucket, key, head=8192):
         if state["down"]:
             raise StorageUnavailable("storage unreachable")
         state["verified"] += 1
         if state["verified"] == 3:
             state["down"] = True  # the storage fails after the third file
-        return hashing(bucket, key)
+        return hashing(bucket, key, head=head)
 
-    monkeypatch.setattr(storage, "sha256", sha256)
+    monkeypatch.setattr(storage, "fingerprint", fingerprint)
     file_ids = submit_uploads(app, uploads_world)
     drain(app)
     school = uploads_world["school"]

@@ -583,7 +583,7 @@ def test_a_dry_run_prints_what_would_happen_and_changes_nothing(app, graduate, a
     code, actions = run_as_of(app, school, DUE, "--dry-run")
     assert code == 0
     kinds = {a["action"] for a in actions}
-    assert {"delete_student_data", "seal_student", "delay_expiry", "remove_unconfirmed_upload"} <= kinds, actions
+    assert {"delete_student_data", "seal_student", "delay_expiry", "verify_unconfirmed_upload"} <= kinds, actions
     assert all(a["dry_run"] is True for a in actions)
     deleted = of_kind(actions, "delete_student_data")[0]
     assert deleted["objects"] == 2 and deleted["rows"] == sum(rows_of(app, school, w["student"].id).values())
@@ -763,24 +763,52 @@ def test_unconfirmed_uploads_are_removed_a_day_after_their_ticket(app, make_scho
     with as_tenant(app, school):
         course = add_course(school, teacher)
         outcome = add_outcome(school, student, course, status="awaiting_upload")
-        stored = add_file(school, "outcome", outcome.id, student.id, status="pending", versions=2,
+        stored = add_file(school, "outcome", outcome.id, student.id, status="pending",
                           upload_expires_at=ticket_end)
+        get_storage().delete_object(school.bucket, stored.key)  # the bytes never arrived
         outcome.file_id = stored.id
         db.session.commit()
-        file_id, key, outcome_id = stored.id, stored.key, outcome.id
+        file_id, outcome_id = stored.id, outcome.id
     code, actions = run_as_of(app, school, TODAY + timedelta(days=4))  # 23 hours after: kept
     assert not of_kind(actions, "remove_unconfirmed_upload")
     code, actions = run_as_of(app, school, TODAY + timedelta(days=5))
     removed = of_kind(actions, "remove_unconfirmed_upload", file_id=str(file_id))
     assert code == 0 and len(removed) == 1
     drain_jobs()
-    assert versions_under(app, school, key) == []
     with as_tenant(app, school):
         stored = db.session.get(StoredFile, (school.id, file_id))
         assert stored.status == "rejected" and stored.reject_reason == "missing"
         assert db.session.get(CourseOutcome, (school.id, outcome_id)).status == "file_rejected"
     code, actions = run_as_of(app, school, TODAY + timedelta(days=6))
     assert not of_kind(actions, "remove_unconfirmed_upload")
+
+
+def test_an_unconfirmed_upload_whose_bytes_arrived_is_verified_not_removed(app, make_school, make_user,
+                                                                          drain_jobs):
+    """The student's browser sent the file but never said so (tab closed): the work is kept and checked."""
+    school = make_school()
+    teacher, student = make_user(school, "teacher"), make_user(school, "student")
+    ticket_end = start_of_day(TODAY + timedelta(days=3)) + timedelta(hours=1)
+    with as_tenant(app, school):
+        course = add_course(school, teacher)
+        outcome = add_outcome(school, student, course, status="awaiting_upload")
+        stored = add_file(school, "outcome", outcome.id, student.id, status="pending", versions=2,
+                          upload_expires_at=ticket_end)
+        outcome.file_id = stored.id
+        db.session.commit()
+        file_id, key, outcome_id = stored.id, stored.key, outcome.id
+    code, actions = run_as_of(app, school, TODAY + timedelta(days=5), "--dry-run")
+    assert of_kind(actions, "verify_unconfirmed_upload", file_id=str(file_id))
+    code, actions = run_as_of(app, school, TODAY + timedelta(days=5))
+    assert code == 0 and of_kind(actions, "verify_unconfirmed_upload", file_id=str(file_id))
+    assert not of_kind(actions, "remove_unconfirmed_upload")
+    drain_jobs()
+    assert versions_under(app, school, key)  # still stored
+    with as_tenant(app, school):
+        assert db.session.get(StoredFile, (school.id, file_id)).status == "verified"
+        assert db.session.get(CourseOutcome, (school.id, outcome_id)).status == "submitted"
+    code, actions = run_as_of(app, school, TODAY + timedelta(days=6))
+    assert not of_kind(actions, "verify_unconfirmed_upload")
 
 
 def _verifying_upload(app, school, student, course_id, *, job_status="running", age=timedelta(hours=2)):

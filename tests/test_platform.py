@@ -493,6 +493,50 @@ def test_student_quota_is_enforced_with_a_clear_message(app, make_school, make_u
     assert staff.status_code == 201  # staff accounts do not count
 
 
+def test_the_student_quota_cannot_be_bypassed_by_roles_or_re_enabling(app, make_school, make_user, api_for):
+    school = make_school()
+    admin = make_user(school, "school_admin")
+    make_user(school, "student")
+    teacher = make_user(school, "teacher")
+    gone = make_user(school, "student")
+    api = api_for(school, admin)
+    assert api.patch(f"/api/v1/users/{gone.id}", {"status": "disabled"}).status_code == 200
+    _subscribe(app, school, max_students=1)
+    turned = api.patch(f"/api/v1/users/{teacher.id}", {"roles": ["student"]})
+    assert turned.status_code == 409 and turned.get_json()["error"]["code"] == "student_quota_exceeded"
+    back = api.patch(f"/api/v1/users/{gone.id}", {"status": "active"})
+    assert back.status_code == 409 and back.get_json()["error"]["code"] == "student_quota_exceeded"
+    assert api.get(f"/api/v1/users/{teacher.id}").get_json()["roles"] == ["teacher"]  # nothing half-done
+    assert api.get(f"/api/v1/users/{gone.id}").get_json()["status"] == "disabled"
+
+
+def test_uploads_stop_when_the_schools_storage_is_full(app, make_school, make_user, api_for, drain_jobs):
+    from lp_saas.portfolio.models import CourseOutcome, StoredFile
+    from tests.test_outcomes import build_world, pdf, spec_of
+
+    world = build_world(app, make_school, make_user, api_for, drain_jobs)
+    data = pdf("quota")
+    _subscribe(app, world.school, max_storage_bytes=len(data) + 10)
+    first = world.api(world.student).post("/api/v1/outcomes", {
+        "course_id": str(world.course.id), "title": "第一份", "description": "", "file": spec_of(data)})
+    assert first.status_code == 201, first.get_json()
+    with as_tenant(app, world.school):
+        before = (db.session.scalar(sa.select(sa.func.count()).select_from(CourseOutcome)),
+                  db.session.scalar(sa.select(sa.func.count()).select_from(StoredFile)))
+    full = world.api(world.student).post("/api/v1/outcomes", {
+        "course_id": str(world.course.id), "title": "第二份", "description": "", "file": spec_of(data)})
+    assert full.status_code == 409
+    error = full.get_json()["error"]
+    assert error["code"] == "storage_quota_exceeded" and "方案" in error["message"]
+    with as_tenant(app, world.school):
+        assert (db.session.scalar(sa.select(sa.func.count()).select_from(CourseOutcome)),
+                db.session.scalar(sa.select(sa.func.count()).select_from(StoredFile))) == before
+    # a link takes no storage
+    assert world.api(world.student).post("/api/v1/outcomes", {
+        "course_id": str(world.course.id), "title": "連結", "description": "",
+        "link": "https://example.org/w"}).status_code == 201
+
+
 def test_storage_quota_counts_files_and_refuses_more(app, make_school, make_user):
     from datetime import datetime, timedelta, timezone
 

@@ -35,11 +35,11 @@ if slow:  # make verification slow enough to be killed in the middle of it
     from lp_saas.storage import get_storage
     with app.app_context():
         storage = get_storage()
-    original = storage.sha256
-    def slow_sha256(bucket, key):
+    original = storage.fingerprint
+    def slow_fingerprint(bucket, key, head=8192):
         time.sleep(slow)
-        return original(bucket, key)
-    storage.sha256 = slow_sha256
+        return original(bucket, key, head)
+    storage.fingerprint = slow_fingerprint
 from lp_saas.jobs.worker import run_worker
 with app.app_context():
     run_worker(periodic=os.environ.get("LP_TEST_PERIODIC") == "1")

@@ -21,6 +21,7 @@ from lp_saas.accounts.models import AuthSession, User
 from lp_saas.audit import services as audit
 from lp_saas.database import db, utcnow
 from lp_saas.errors import AppError, ValidationFailed
+from lp_saas.text import unsafe_line
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("lp-saas timing equaliser")
@@ -237,6 +238,14 @@ def set_status(actor, user: User, status: str) -> None:
         raise ValidationFailed({"status": str(_l("Status is active or disabled."))})
     if user.status == status:
         return
+    if status == "active":
+        from lp_saas.platform.services import check_student_quota
+        from lp_saas.roles import permissions
+        from lp_saas.tenants.models import Tenant
+
+        if "student" in {role.key for role in permissions.user_roles(user)}:
+            # an enabled student counts toward the school's plan again
+            check_student_quota(db.session.get(Tenant, user.tenant_id))
     user.status = status
     if status == "disabled":
         end_all_sessions(user, "disabled")
@@ -271,6 +280,8 @@ def create_user(tenant, actor, *, username, display_name, password=None, roles=(
         errors["username"] = str(_l("This username is already taken at this school."))
     if not isinstance(display_name, str) or not display_name.strip() or len(display_name) > 100:
         errors["display_name"] = str(_l("Enter a display name (at most 100 characters)."))
+    elif unsafe_line(display_name):
+        errors["display_name"] = str(_l("Text may not contain HTML tags or control characters."))
     if password is not None:
         problem = password_problem(password, username if isinstance(username, str) else None)
         if problem:
@@ -283,10 +294,6 @@ def create_user(tenant, actor, *, username, display_name, password=None, roles=(
         errors["student_no"] = str(_l("This student number is already in use."))
     if errors:
         raise ValidationFailed(errors)
-    if "student" in roles:
-        from lp_saas.platform.services import check_student_quota
-
-        check_student_quota(tenant)  # the school's plan (raises QuotaExceeded, 409)
     user = User(tenant_id=tenant.id, username=username.strip(), display_name=display_name.strip(),
                 email=email, student_no=student_no,
                 password_hash=hash_password(password) if password else None,

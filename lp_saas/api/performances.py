@@ -12,9 +12,9 @@ from flask_babel import gettext as _
 from marshmallow import RAISE, Schema, fields, validate
 
 from lp_saas.api import bp
-from lp_saas.api.common import InputSchema, actor_required, api_permission
+from lp_saas.api.common import InputSchema, actor_required, api_permission, json_object
 from lp_saas.database import db
-from lp_saas.errors import AppError, ValidationFailed
+from lp_saas.errors import ValidationFailed
 from lp_saas.portfolio import files
 from lp_saas.portfolio import performances as service
 from lp_saas.portfolio.models import ITEM_STATUSES, SOURCES, Performance
@@ -58,14 +58,8 @@ LIST_FILTERS = ("category", "status", "student_id", "academic_year", "source")
 
 
 def json_body() -> dict:
-    """The request's JSON object, unparsed (the service checks it). 415 / 400 otherwise."""
-    if not request.is_json:
-        raise AppError(_("Send the request body as JSON (Content-Type: application/json)."),
-                       code="unsupported_media_type", status=415)
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise AppError(_("The request body is not a JSON object."), code="bad_json", status=400)
-    return data
+    """The request's JSON object, unparsed (the service checks it). 413 / 415 / 400 otherwise."""
+    return json_object()
 
 
 def query_filters(allowed: dict) -> dict:

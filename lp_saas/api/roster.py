@@ -12,7 +12,7 @@ from lp_saas.academics.models import Course, Enrollment
 from lp_saas.accounts import services as accounts
 from lp_saas.accounts.models import User
 from lp_saas.api import bp
-from lp_saas.api.common import InputSchema, api_permission, parse_json
+from lp_saas.api.common import InputSchema, Line, api_permission, parse_json
 from lp_saas.database import db
 from lp_saas.errors import ValidationFailed
 from lp_saas.roles import permissions
@@ -24,32 +24,32 @@ TEXT = validate.Length(min=1, max=100)
 
 class UserCreate(InputSchema):
     username = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    display_name = fields.String(required=True, validate=TEXT)
+    display_name = Line(required=True, validate=TEXT)
     roles = fields.List(fields.String(validate=validate.Length(min=1, max=40)), required=True,
                         validate=validate.Length(min=1, max=10))
     password = fields.String(validate=validate.Length(min=1, max=128))
     email = fields.Email()
     student_no = fields.String(validate=validate.Length(min=1, max=20))
-    class_name = fields.String(validate=validate.Length(min=1, max=40))
+    class_name = Line(validate=validate.Length(min=1, max=40))
 
 
 class UserPatch(InputSchema):
     expires_at = fields.AwareDateTime(allow_none=True)
     roles = fields.List(fields.String(validate=validate.Length(min=1, max=40)), validate=validate.Length(min=1, max=10))
-    display_name = fields.String(validate=TEXT)
+    display_name = Line(validate=TEXT)
     status = fields.String(validate=validate.OneOf(["active", "disabled"]))
 
 
 class CourseCreate(InputSchema):
-    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    name = fields.String(required=True, validate=TEXT)
+    code = Line(required=True, validate=validate.Length(min=1, max=40))
+    name = Line(required=True, validate=TEXT)
     credits = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=30))
     academic_year = fields.Integer(required=True, strict=True, validate=validate.Range(min=100, max=200))
     semester = fields.Integer(required=True, strict=True, validate=validate.OneOf([1, 2]))
     teacher_id = fields.UUID(required=True)
     deputy_id = fields.UUID(allow_none=True)
     grade = fields.Integer(strict=True, validate=validate.OneOf([10, 11, 12]))
-    subject = fields.String(validate=validate.Length(min=1, max=60))
+    subject = Line(validate=validate.Length(min=1, max=60))
 
 
 class EnrollmentAdd(InputSchema):
@@ -97,6 +97,8 @@ def create_user():
     """
     data = parse_json(UserCreate())
     tenant = current_tenant()
+    if data.get("class_name") and "student" not in data["roles"]:
+        raise ValidationFailed({"class_name": _("Only a student is placed in a class.")})
     if data.get("class_name"):
         from lp_saas.academics.services import place_in_class
 
@@ -199,8 +201,12 @@ def create_course():
     tenant = current_tenant()
     errors = {}
     for field in ("teacher_id", "deputy_id"):
-        if data.get(field) and get_scoped(User, data[field]) is None:
+        person = get_scoped(User, data[field]) if data.get(field) else None
+        # a course's teacher and deputy certify its outcomes: an account that cannot is no teacher
+        if data.get(field) and (person is None or not permissions.has(person, "course_outcome.certify")):
             errors[field] = _("No such teacher at this school.")
+    if data.get("deputy_id") and data["deputy_id"] == data["teacher_id"]:
+        errors["deputy_id"] = _("The deputy must be another teacher.")
     if errors:
         raise ValidationFailed(errors)
     exists = db.session.scalar(sa.select(Course.id).where(
@@ -242,7 +248,14 @@ def add_enrollments(course_id):
     data = parse_json(EnrollmentAdd())
     tenant = current_tenant()
     wanted = list(dict.fromkeys(data["student_ids"]))
-    found = set(db.session.scalars(sa.select(User.id).where(User.tenant_id == tenant.id, User.id.in_(wanted))))
+    from lp_saas.roles.models import RolePermission, UserRole
+
+    # students: the accounts whose roles upload course outcomes (one query for the whole list)
+    found = set(db.session.scalars(
+        sa.select(UserRole.user_id).join(RolePermission, sa.and_(RolePermission.tenant_id == UserRole.tenant_id,
+                                                                 RolePermission.role_id == UserRole.role_id))
+        .where(UserRole.tenant_id == tenant.id, UserRole.user_id.in_(wanted),
+               RolePermission.permission == "course_outcome.upload")))
     missing = [str(s) for s in wanted if s not in found]
     if missing:
         raise ValidationFailed({"student_ids": _("No such students at this school: %(ids)s", ids=", ".join(missing))})

@@ -26,7 +26,7 @@ from lp_saas.governance.models import (AUDIENCES, GROUP_ROLES, MEETING_KINDS, Me
 from lp_saas.tenants.models import RuleSet
 
 MINUTES_MAX_BYTES = 10 * 1024 * 1024
-UNSAFE_TEXT_RE = re.compile(r"[<>\x00-\x1f\x7f]")
+from lp_saas.text import UNSAFE_TEXT_RE  # noqa: E402 - shared with the roster and accounts
 EARLIEST = date(2000, 1, 1)
 
 GROUP_ROLE_LABELS = {"convener": _l("Convener"), "executive_secretary": _l("Executive secretary"),

@@ -10,7 +10,8 @@
 - **E-mails.** A notice whose e-mail is still ``queued`` with no live ``send_email`` job (it gave
   up while the mail server was down) gets a new job, at most once per ``stale_after("send_email")``.
 - **Unconfirmed uploads.** A file still ``pending`` a day after its upload ticket expired was never
-  confirmed by its client: its object (if any, every version) is removed and the row marked
+  confirmed by its client. If its bytes are in storage it is verified like any other upload (the
+  student closed the tab too soon: their work is not thrown away); if not, the row is marked
   ``rejected`` (reason ``missing``), and the item's owner is told through the same callback the
   verification job uses, so the student sees that the upload must be made again.
 
@@ -121,8 +122,8 @@ def sweep(tenant, *, dry_run: bool = False) -> list[dict]:
 
     Storage errors while removing an unconfirmed object leave that file for the next run.
     """
-    from lp_saas.portfolio.files import _OWNER_CALLBACKS
-    from lp_saas.storage import StorageError, get_storage
+    from lp_saas.portfolio.files import _OWNER_CALLBACKS, begin_verification
+    from lp_saas.storage import ObjectMissing, StorageError, get_storage
 
     actions: list[dict] = []
     for job, reason in stuck_jobs(tenant.id):
@@ -145,6 +146,24 @@ def sweep(tenant, *, dry_run: bool = False) -> list[dict]:
         actions.append(action)
     storage = get_storage()
     for stored in unconfirmed_files(tenant.id):
+        try:
+            arrived = storage.stat(tenant.bucket, stored.key) is not None
+        except ObjectMissing:
+            arrived = False
+        except StorageError as exc:
+            actions.append({"action": "error", "step": "check_unconfirmed_upload", "file_id": str(stored.id),
+                            "error": str(exc)[:300]})
+            continue
+        if arrived:
+            # the bytes are there, only the client's "sent" never came (a closed tab, a lost
+            # connection): a student's work is checked, never thrown away
+            action = {"action": "verify_unconfirmed_upload", "file_id": str(stored.id)}
+            if not dry_run:
+                begin_verification(tenant, stored)
+                audit.record(tenant.id, SYSTEM, "file.unconfirmed_verified", target_type="file",
+                             target_id=stored.id, student_id=stored.student_id, details={"owner": stored.owner_kind})
+            actions.append(action)
+            continue
         action = {"action": "remove_unconfirmed_upload", "file_id": str(stored.id)}
         if not dry_run:
             try:

@@ -39,7 +39,7 @@ VERIFY_HOURS = 48
 WELCOME_DAYS = 14
 FIRST_ADMIN_USERNAME = "admin"
 OFFICE_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,19}$")
-UNSAFE_TEXT_RE = re.compile(r"[<>\x00-\x1f\x7f]")
+from lp_saas.text import UNSAFE_TEXT_RE  # noqa: E402 - shared with the roster and accounts
 
 SCHOOL_TYPE_LABELS = {
     "general": _l("General senior high school"),

@@ -118,8 +118,12 @@ def create_upload(tenant, *, owner_kind: str, owner_id: uuid.UUID, student_id: u
     """A pending file row and the presigned upload for it (``spec`` from :func:`check_file_spec`).
 
     The POST policy pins the generated key, the exact declared size and the content type.
-    Returns (file, the API's ``upload`` object). Flush only.
+    Returns (file, the API's ``upload`` object). Flush only. Raises QuotaExceeded (409) when the
+    school's plan has no room for the file.
     """
+    from lp_saas.platform.services import check_storage_quota
+
+    check_storage_quota(tenant, spec["size"])
     file_id = uuid.uuid4()
     key = f"{owner_kind}s/{owner_id}/{file_id}"
     stored = StoredFile(

@@ -100,6 +100,11 @@ PERMISSIONS: tuple[Permission, ...] = (
 
 BY_KEY: dict[str, Permission] = {p.key: p for p in PERMISSIONS}
 
+#: the school's keys: a role holding one of these is handed out only by someone who holds it too (or
+#: edits the role matrix), so that a roster clerk cannot mint an administrator
+GRANT_GUARDED = frozenset({"roles.edit", "users.manage", "rules.edit", "audit.view", "branding.edit",
+                           "lifecycle.manage", "sealed.view"})
+
 GROUP_LABELS = {
     "records": _l("Basic data"),
     "courses": _l("Course records"),

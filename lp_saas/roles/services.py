@@ -95,8 +95,20 @@ def update_matrix(tenant, actor, new_matrix: dict) -> int:
     return changes
 
 
+def _role_permissions(tenant_id, role_id) -> list[str]:
+    return list(db.session.scalars(sa.select(RolePermission.permission).where(
+        RolePermission.tenant_id == tenant_id, RolePermission.role_id == role_id)))
+
+
 def set_user_roles(tenant, actor, user, role_keys: list[str]) -> list[str]:
-    """Give ``user`` exactly these roles. Raises ValidationFailed for unknown role keys."""
+    """Give ``user`` exactly these roles.
+
+    Raises ValidationFailed for unknown role keys, for a role the actor may not hand out (one with one
+    of the school's keys, ``catalogue.GRANT_GUARDED``, that the actor lacks, unless the actor edits the
+    role matrix: ``roles.edit``), and for a
+    student who would also hold staff roles; QuotaExceeded (409) when the student role would take
+    the school past its plan.
+    """
     roles = {r.key: r for r in roles_of_school(tenant.id)}
     unknown = [k for k in role_keys if k not in roles]
     if unknown or not role_keys:
@@ -105,6 +117,21 @@ def set_user_roles(tenant, actor, user, role_keys: list[str]) -> list[str]:
     wanted = {roles[k].id for k in role_keys}
     held = set(db.session.scalars(sa.select(UserRole.role_id).where(
         UserRole.tenant_id == tenant.id, UserRole.user_id == user.id)))
+    added = [key for key in role_keys if roles[key].id not in held]
+    if added and not isinstance(actor, str) and not permissions.has_school_wide(actor, "roles.edit"):
+        own = set(permissions.grants(actor))
+        beyond = [key for key in added
+                  if (set(_role_permissions(tenant.id, roles[key].id)) & catalogue.GRANT_GUARDED) - own]
+        if beyond:
+            raise ValidationFailed({"roles": str(_l(
+                "You may not give roles with more rights than your own: %(roles)s. Ask the school's administrator.",
+                roles=", ".join(beyond)))})
+    if "student" in role_keys and set(role_keys) - {"student"}:
+        raise ValidationFailed({"roles": str(_l("A student account holds only the student role."))})
+    if "student" in added:
+        from lp_saas.platform.services import check_student_quota
+
+        check_student_quota(tenant)
     for role_id in held - wanted:
         db.session.delete(db.session.get(UserRole, (tenant.id, user.id, role_id)))
     for role_id in wanted - held:
