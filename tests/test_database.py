@@ -5,6 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PG_ADMIN_URL, _pg_url, fresh_pg_database
+from tests.test_cross_tenant import two_schools  # noqa: F401 - a school with a row of every kind
 
 
 def _migrate_roundtrip(url, tmp_path):
@@ -69,6 +70,72 @@ def test_row_level_security_without_tenant_context_returns_nothing(app, make_sch
             conn.rollback()
     finally:
         engine.dispose()
+
+
+#: Tables with a ``tenant_id`` column and no row-level security, on purpose. They are the platform's
+#: own records (migrations/versions/0005_platform.py, lp_saas/platform/models.py): their ``tenant_id``
+#: says which school a platform record concerns, it is not tenancy, and they are read on the apex
+#: host, where no school is active, across all schools. With RLS they would read as empty there.
+PLATFORM_TABLES_WITH_TENANT_ID = {
+    "signups": "a school's request to subscribe, decided by an operator on the apex; tenant_id is set "
+               "only at approval (nullable, ON DELETE SET NULL)",
+    "subscriptions": "a school's plan and quotas, set by an operator; the console lists every school's",
+    "office_schools": "which schools a regional office oversees; an office officer reads all of them",
+}
+
+
+@pytest.mark.postgres
+def test_every_table_with_tenant_id_has_forced_row_level_security(app, two_schools, database):
+    """Every table with a tenant_id column (from the catalogue, not from a list that can go stale) has
+    RLS enabled and forced with a policy on app.tenant_id, and shows no row to the application's
+    role while no school is set, though school A has rows in most of them (``two_schools``)."""
+    from lp_saas.database import TENANT_TABLES
+
+    owner = sa.create_engine(database[1])
+    engine = sa.create_engine(database[0])  # the application's role, as the app connects
+    try:
+        with owner.connect() as conn:
+            rows = conn.execute(sa.text("""
+                SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+                       (SELECT array_agg(pg_get_expr(p.polqual, p.polrelid) || ' / '
+                                         || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''))
+                          FROM pg_policy p WHERE p.polrelid = c.oid)
+                  FROM pg_class c
+                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+                 ORDER BY c.relname""")).all()
+            tables = {name: (rls, force, policies or []) for name, rls, force, policies in rows}
+            populated = {name for name in tables
+                         if conn.execute(sa.text(f'SELECT EXISTS (SELECT 1 FROM "{name}")')).scalar()}
+        # the exemptions are real: each exists, has tenant_id, and is not a tenant model
+        assert set(PLATFORM_TABLES_WITH_TENANT_ID) <= set(tables)
+        assert not set(PLATFORM_TABLES_WITH_TENANT_ID) & TENANT_TABLES
+        rls_tables = sorted(set(tables) - set(PLATFORM_TABLES_WITH_TENANT_ID))
+        assert TENANT_TABLES <= set(rls_tables), "a tenant model's table without tenant_id?"
+        problems = []
+        for name in rls_tables:
+            rls, force, policies = tables[name]
+            if not rls:
+                problems.append(f"{name}: row level security not enabled")
+            if not force:
+                problems.append(f"{name}: row level security not forced (the owner would bypass it)")
+            if not any(p.count("app.tenant_id") == 2 for p in policies):
+                problems.append(f"{name}: no policy on app.tenant_id for reading and writing ({policies})")
+        assert problems == [], "\n".join(problems)
+        # a school with data exists; the counts below are not zero for want of rows
+        assert {"users", "roles", "rule_sets", "audit_events", "jobs", "course_outcomes", "stored_files",
+                "student_records", "counseling_records", "governance_meetings", "notifications"} <= populated
+        with engine.connect() as conn:
+            for setting in (None, ""):  # never set, and what a transaction-local setting leaves behind
+                if setting is not None:
+                    conn.execute(sa.text("SELECT set_config('app.tenant_id', :t, false)"), {"t": setting})
+                seen = {name: conn.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar() for name in rls_tables}
+                assert {name: n for name, n in seen.items() if n} == {}, f"rows visible with app.tenant_id={setting!r}"
+            conn.rollback()
+    finally:
+        engine.dispose()
+        owner.dispose()
 
 
 @pytest.mark.postgres
