@@ -3,16 +3,22 @@ year, school and national), the closing of the window, all-or-nothing replacemen
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
 
 from lp_saas import clock
 from lp_saas.database import db
+from lp_saas.i18n import TAIPEI
 from lp_saas.portfolio.models import SelectionItem
 from tests.conftest import as_tenant, csrf_token
-from tests.test_performances import (LAST_MINUTE, NEXT_DAY, YEAR, World, app, counting_queries,  # noqa: F401
-                                     in_year, world)
+from tests.test_performances import YEAR, World, app, counting_queries, in_year, world  # noqa: F401
+
+# the selection stays open until semester 2's certification deadline (ceremony 2025-06-30 + 21 days),
+# later than the performance window (+ 14 days)
+LAST_MINUTE = datetime(2025, 7, 21, 23, 59, 0, tzinfo=TAIPEI)
+NEXT_DAY = datetime(2025, 7, 22, 0, 0, 0, tzinfo=TAIPEI)
 
 PATH = f"/api/v1/selections/{YEAR}"
 
@@ -41,7 +47,7 @@ def test_exactly_the_caps_pass_one_more_is_refused_naming_the_cap(world):
     assert ok.status_code == 200, ok.get_json()
     body = ok.get_json()
     assert sorted(body["outcome_ids"]) == sorted(outcomes[:6]) and sorted(body["performance_ids"]) == sorted(items[:10])
-    assert body["open"] is True and body["closes_at"].startswith("2025-07-14T23:59:59")
+    assert body["open"] is True and body["closes_at"].startswith("2025-07-21T23:59:59")
     assert len(saved(world)) == 16
 
     refused = put(world, world.student, outcomes, items[:10])
@@ -174,7 +180,7 @@ def test_the_window_last_minute_saves_the_next_is_closed_and_read_only(world):
         assert refused.status_code == 422
         error = refused.get_json()["error"]
         assert error["code"] == "selection_closed"
-        assert error["details"]["window"]["closes_at"].startswith("2025-07-14T23:59:59")
+        assert error["details"]["window"]["closes_at"].startswith("2025-07-21T23:59:59")
         assert saved(world) == first
         shown = world.api(world.student).get(PATH)
         assert shown.status_code == 200 and shown.get_json()["open"] is False
@@ -217,7 +223,7 @@ def test_selection_page_saves_and_reports_the_cap(world):
     assert web.get("/selection").status_code == 302
     page = web.get(f"/selection/{YEAR}").get_data(as_text=True)
     assert "數學小論文" in page and 'name="performance_ids"' in page and "0 / 2" in page
-    assert "114年7月14日 23:59" in page
+    assert "114年7月21日 23:59" in page
     token = csrf_token(web, f"/selection/{YEAR}")
     ok = web.post(f"/selection/{YEAR}", data={"csrf_token": token, "outcome_ids": [outcome],
                                               "performance_ids": items[:2]})
@@ -249,3 +255,15 @@ def test_get_query_count_does_not_grow_with_items(world):
     outcomes = [world.outcome(world.student) for _ in range(4)]
     assert put(world, world.student, outcomes, items).status_code == 200
     assert queries() == few
+
+
+def test_an_outcome_certified_on_the_deadline_day_can_still_be_selected(world):
+    """The performance window closes 14 days after semester 2's ceremony, certification 21 days after:
+    the selection waits for the certification deadline, so late-certified work is never unselectable."""
+    performance_closed = datetime(2025, 7, 16, 10, 0, tzinfo=TAIPEI)
+    with clock.frozen(performance_closed):
+        outcome = world.outcome(world.student, title="期末專題")  # certified after the performance window
+        refused = world.link_item(world.student, "work_product", expect=422)
+        assert refused["error"]["code"] == "window_closed"  # diverse performance has closed …
+        assert put(world, world.student, [outcome]).status_code == 200  # … the selection has not
+    assert saved(world) == {("outcome", outcome)}

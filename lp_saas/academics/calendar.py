@@ -91,3 +91,14 @@ def year_window(tenant_id, academic_year: int) -> Window | None:
         return None
     days = _rules_on(tenant_id, second.ceremony_on)["performances"]["upload_window_days"]
     return Window(start_of_day(first.starts_on), end_of_day(second.ceremony_on + timedelta(days=days)))
+
+
+def selection_window(tenant_id, academic_year: int) -> Window | None:
+    """The selection of ``academic_year``: the year's window, kept open at least until semester 2's
+    certification deadline, so that an outcome certified on the deadline day can still be selected
+    (員林: performance window ceremony + 14 days, certification ceremony + 21). None without both terms."""
+    window = year_window(tenant_id, academic_year)
+    if window is None:
+        return None
+    deadline = certification_deadline(term(tenant_id, academic_year, 2))
+    return Window(window.opens_at, max(window.closes_at, deadline))

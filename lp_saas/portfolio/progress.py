@@ -104,7 +104,7 @@ def student_overview(tenant_id, student_id: uuid.UUID, academic_year: int, semes
             outcomes.append(OutcomeLine(outcome, is_selected))
     term = calendar.term(tenant_id, academic_year, semester)
     window = calendar.outcome_upload_window(term) if term else None
-    year_window = calendar.year_window(tenant_id, academic_year)
+    year_window = calendar.selection_window(tenant_id, academic_year)  # the card shows when selection closes
     lines = [CourseLine(course, per_course.get(course.id, {})) for course in courses]
     todo = []
     for line in lines:

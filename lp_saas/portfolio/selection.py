@@ -9,8 +9,9 @@ A student (``selection.edit``, own) selects, for one academic year,
   the school or an organiser count as selectable): at most the school's
   ``performances.selection_cap_per_year`` and the national ceiling (10).
 
-The selection is open while the year's window is (``academics.calendar.year_window``); after it
-closes it is read-only. Saving replaces the whole selection at once: everything is checked first,
+The selection is open while the year's selection window is (``academics.calendar.selection_window``:
+the year's window, and at least until semester 2's certification deadline); after it closes it is
+read-only. Saving replaces the whole selection at once: everything is checked first,
 and a refusal changes nothing. Staff with ``selection.view`` read it by scope, a parent read-only;
 reads by others than the student and every save are audited.
 """
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from lp_saas import clock
-from lp_saas.academics.calendar import Window, year_window
+from lp_saas.academics.calendar import Window, selection_window
 from lp_saas.audit import services as audit
 from lp_saas.database import db
 from lp_saas.errors import AppError, Forbidden, ValidationFailed
@@ -114,7 +115,7 @@ def selection_of(tenant_id, student_id, academic_year: int) -> Selection:
                                      SelectionItem.item_id == Performance.id, SelectionItem.item_kind == "performance"))
         .where(base).order_by(Performance.category, Performance.created_at, Performance.id)).all()
     moments = [at for _item, at in outcome_rows + performance_rows]
-    return Selection(student_id, academic_year, year_window(tenant_id, academic_year),
+    return Selection(student_id, academic_year, selection_window(tenant_id, academic_year),
                      [o for o, _at in outcome_rows], [p for p, _at in performance_rows],
                      max(moments) if moments else None)
 
@@ -173,7 +174,7 @@ def _parse_ids(name: str, raw, errors: dict) -> list[uuid.UUID]:
 def require_open(tenant_id, academic_year: int) -> Window:
     """The year's selection window, open now. Raises AppError 422 ``selection_closed`` (after it),
     ``selection_not_open`` (before it, or without the year's calendar)."""
-    window = year_window(tenant_id, academic_year)
+    window = selection_window(tenant_id, academic_year)
     if window is None:
         raise AppError(_l("The school has not set the calendar of academic year %(year)s, so its selection is not "
                           "open.", year=academic_year), code="selection_not_open", status=422,
