@@ -161,10 +161,12 @@ class World:
         return outcome_id
 
 
-def build_world(app, make_school, make_user, api_for, drain_jobs) -> World:
-    """A school (national template) with the current term open for uploads, two courses of grade 11
-    (one with a deputy), two students enrolled in both, a parent of each, and an administrator."""
-    school = make_school("moe")
+def build_world(app, make_school, make_user, api_for, drain_jobs, *, template: str = "moe",
+                slug: str | None = None, name: str | None = None) -> World:
+    """A school (national template unless told) with the current term open for uploads, two courses of
+    grade 11 (one with a deputy), two students enrolled in both, a parent of each, and an administrator.
+    With ``slug`` of a school that exists already, that school is used and its calendar kept."""
+    school = make_school(template, slug=slug, name=name)
     teacher = make_user(school, "teacher", display_name="林老師")
     deputy = make_user(school, "teacher", display_name="代理陳老師")
     other_teacher = make_user(school, "teacher", display_name="別科老師")
@@ -176,9 +178,12 @@ def build_world(app, make_school, make_user, api_for, drain_jobs) -> World:
     year, semester = academic_term(clock.today())
     today = clock.today()
     with as_tenant(app, school):
-        db.session.add(Term(tenant_id=school.id, academic_year=year, semester=semester,
-                            starts_on=today - timedelta(days=40), ceremony_on=today + timedelta(days=20),
-                            ends_on=today + timedelta(days=30)))
+        known = db.session.scalar(sa.select(Term).where(Term.tenant_id == school.id, Term.academic_year == year,
+                                                        Term.semester == semester))
+        if known is None:
+            db.session.add(Term(tenant_id=school.id, academic_year=year, semester=semester,
+                                starts_on=today - timedelta(days=40), ceremony_on=today + timedelta(days=20),
+                                ends_on=today + timedelta(days=30)))
         course = Course(tenant_id=school.id, code=f"C{uuid.uuid4().hex[:6]}", name="國語文", credits=4,
                         academic_year=year, semester=semester, grade=11, teacher_id=teacher.id, deputy_id=deputy.id)
         other = Course(tenant_id=school.id, code=f"D{uuid.uuid4().hex[:6]}", name="物理", credits=2,
