@@ -30,9 +30,18 @@ offices_cli = AppGroup("offices", help="Regional education offices and the schoo
 def tenants_create(slug, name, school_code, template, school_type):
     """Provision a school and return when it is ready (idempotent)."""
     from lp_saas.errors import ValidationFailed
+    from lp_saas.platform.services import slug_status
     from lp_saas.tenants import services
 
+    # bad input is refused whether or not the school exists (a typo must not read as "nothing changed")
+    errors = services.validate_new_school(slug=slug, name=name, school_code=school_code or "000000",
+                                          template=template, school_type=school_type)
+    if errors:
+        _fail("; ".join(f"{k}: {v}" for k, v in errors.items()))
     existing = services.find_by_slug(slug)
+    if existing is None and slug_status(slug)["code"] == "requested":
+        _fail(f"slug: {slug} is held by an open signup; approve or reject it in the console "
+              f"(flask --app wsgi tenants approve {slug})")
     if existing is not None and existing.status in ("active", "suspended"):
         click.echo(f"School {slug} already exists ({existing.status}); nothing changed.")
         return

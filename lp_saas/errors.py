@@ -95,7 +95,9 @@ def init_app(app) -> None:
     def handle_http(exc: HTTPException):
         status = exc.code or 500
         if isinstance(exc, SecurityError):
-            # an untrusted Host header: no school, no routing, no page; say it plainly
+            # an untrusted Host header: no school, no routing, no page; say it plainly (as JSON to the API)
+            if request.path.startswith("/api/"):
+                return jsonify({"error": {"code": "unknown_host", "message": "Unknown host."}}), 400
             return "Unknown host.", 400, {"Content-Type": "text/plain; charset=utf-8"}
         if status == 401 and not wants_json():
             return redirect(url_for("accounts.login", next=request.full_path.rstrip("?")))

@@ -622,6 +622,40 @@ def test_a_file_never_sent_is_rejected_as_missing(world):
     assert shown["status"] == "file_rejected" and shown["file"]["reason"]
 
 
+@pytest.mark.parametrize("case", ["hash_mismatch", "longer", "empty_body", "disguised_png"])
+def test_a_proof_file_that_is_not_what_was_declared_is_rejected(world, case):
+    """The storage server may take anything (moto enforces no POST policy): the verification job is
+    what stands between a wrong file and a student's portfolio."""
+    api = world.api(world.student)
+    declared = pdf(uuid.uuid4().hex)
+    sent = {"hash_mismatch": pdf(uuid.uuid4().hex), "longer": declared + b"%% trailing bytes",
+            "empty_body": b"", "disguised_png": png(uuid.uuid4().hex)}[case]
+    if case == "hash_mismatch":
+        assert len(sent) == len(declared) and sent != declared
+    item = api.post("/api/v1/performances", {"category": "work_product", "title": "不符的檔案",
+                                             "details": good("work_product"), "file": spec_of(declared)}).get_json()
+    send_bytes(world.app, world.school, item["upload"], sent)  # refused or stored, depending on the backend
+    assert api.post(f"/api/v1/performances/{item['id']}/uploaded").status_code == 202
+    world.drain()
+    shown = api.get(f"/api/v1/performances/{item['id']}").get_json()
+    assert shown["status"] == "file_rejected" and shown["file"]["status"] == "rejected" and shown["reason"]
+    assert api.get(f"/api/v1/performances/{item['id']}/file").status_code == 409
+
+
+@pytest.mark.parametrize("spec_change, field", [
+    ({"size": 0}, "file.size"), ({"size": 4 * 1024 * 1024 + 1}, "file.size"), ({"filename": "獎狀.pdf.exe"}, "file"),
+    ({"filename": "../../etc/passwd.pdf"}, "file"), ({"sha256": "xyz"}, "file.sha256"),
+])
+def test_a_proof_file_declared_wrong_is_refused_before_any_upload(world, spec_change, field):
+    before = world.count(Performance, StoredFile)
+    response = world.api(world.student).post("/api/v1/performances", {
+        "category": "work_product", "title": "宣告錯誤", "details": good("work_product"),
+        "file": {**spec_of(pdf("x")), **spec_change}})
+    assert response.status_code == 422, response.get_json()
+    assert any(key.startswith(field) for key in response.get_json()["error"]["details"]), response.get_json()
+    assert world.count(Performance, StoredFile) == before
+
+
 def test_a_link_item_has_no_file_to_report(world):
     item = world.link_item(world.student)
     api = world.api(world.student)

@@ -320,6 +320,18 @@ def test_a_stale_unverified_signup_stops_holding_its_subdomain(app, apex):
     assert statuses == ["expired", "unverified"]
 
 
+def test_tenants_create_leaves_a_subdomain_held_by_an_open_signup_alone(app, apex):
+    slug = unique_slug()
+    assert post_json(apex, "/api/v1/signups", signup_body(slug=slug)).status_code == 202
+    refused = app.test_cli_runner().invoke(args=["tenants", "create", "--slug", slug, "--name", "搶先高中",
+                                                 "--code", "123456"])
+    assert refused.exit_code != 0 and "signup" in refused.output
+    with app.app_context():
+        from lp_saas.tenants.services import find_by_slug
+
+        assert find_by_slug(slug) is None
+
+
 def test_verification_links_cannot_be_forged(app, apex):
     from itsdangerous import URLSafeTimedSerializer
 

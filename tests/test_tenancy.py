@@ -54,6 +54,9 @@ def test_unknown_school_is_404_everywhere(app):
 def test_untrusted_host_is_refused(app):
     response = app.test_client().get("/", base_url="http://evil.example.com")
     assert response.status_code in (400, 404)
+    api = app.test_client().post("/api/v1/auth/token", json={"username": "a", "password": "b"},
+                                 base_url="http://evil.example.com")
+    assert api.status_code == 400 and api.get_json()["error"]["code"] == "unknown_host"
 
 
 def test_pending_school_is_404(app):
@@ -108,6 +111,9 @@ def test_cli_create_is_idempotent_and_refuses_bad_input(app):
         from lp_saas.tenants.services import find_by_slug
 
         assert find_by_slug("okslug") is None and find_by_slug("okslug2") is None
+    # an existing school with a bad template is refused too, not "nothing changed"
+    typo = runner.invoke(args=["tenants", "create", "--slug", "clitest", "--name", "CLI 高中", "--template", "nope"])
+    assert typo.exit_code != 0 and "template" in typo.output
 
 
 def test_provisioning_builds_roles_rules_and_bucket_once(app, make_school):

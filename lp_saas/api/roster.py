@@ -92,8 +92,8 @@ def create_user():
             schema: UserCreate
       responses:
         201: {description: the account}
-        409: {description: username already taken}
-        422: {description: invalid fields}
+        409: {description: the school's plan has no room for another student account}
+        422: {description: "invalid fields; a username or student number already taken; a role the caller may not give"}
     """
     data = parse_json(UserCreate())
     tenant = current_tenant()
