@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from lp_saas import clock
 from lp_saas.academics.models import ClassMembership, Course, Enrollment, ParentLink, SchoolClass, Term
 from lp_saas.database import db
-from lp_saas.portfolio.models import CourseOutcome, SelectionItem
+from lp_saas.portfolio.models import CourseOutcome, Performance, SelectionItem
 from tests.conftest import as_tenant
 
 NOW = datetime(2025, 3, 10, 4, 0, tzinfo=timezone.utc)  # 113學年度第2學期
@@ -81,13 +81,24 @@ def test_student_sees_own_portfolio_with_counts(app, make_school, make_user, sig
         page = signed_in(school, p["kids"][0]).get("/portfolio?year=113&semester=1")
     body = page.get_data(as_text=True)
     assert page.status_code == 200 and "數學" in body and "M-1" in body
+    # each outcome of the term by name, with its status, and the selected one marked
+    assert body.count('data-testid="portfolio-outcome"') == 2 and "作品0" in body and "作品1" in body
+    assert body.count('data-testid="selected-tag"') == 1  # 作品1, certified and selected
 
 
 def test_parent_sees_own_child_read_only_and_not_another(app, make_school, make_user, signed_in):
     school, p = build_school(app, make_school, make_user)
+    with as_tenant(app, school):
+        db.session.add(Performance(tenant_id=school.id, student_id=p["kids"][0].id, academic_year=113, semester=1,
+                                   title="校慶園遊會志工", description="", category="service_learning",
+                                   details={"hours": 6, "start_date": "2024-11-02"}, source="school",
+                                   status="submitted", link_url=None))
+        db.session.commit()
     parent = signed_in(school, p["parent"])
     own = parent.get("/portfolio?year=113&semester=1", follow_redirects=True)
     assert own.status_code == 200 and p["kids"][0].display_name in own.get_data(as_text=True)
+    listed = own.get_data(as_text=True)
+    assert 'data-testid="portfolio-performance"' in listed and "校慶園遊會志工" in listed and "服務學習" in listed
     assert parent.get(f"/portfolio/students/{p['kids'][1].id}").status_code == 404
     classmate = signed_in(school, p["kids"][1])
     assert classmate.get(f"/portfolio/students/{p['kids'][0].id}").status_code == 404
@@ -115,6 +126,7 @@ def test_school_dashboard_counts_and_late(app, make_school, make_user, signed_in
     assert 'data-testid="total-certified">3<' in body
     assert 'data-testid="total-late">3<' in body
     assert "數學老師" in body
+    assert 'data-testid="teacher-selected">3<' in body  # each student selected their certified outcome
     assert signed_in(school, p["teacher"]).get("/admin/progress").status_code == 403
     for bad in ("year=abc", "year=2025", "semester=3"):
         assert admin.get(f"/admin/progress?{bad}").status_code == 400

@@ -77,10 +77,14 @@ def student_overview(tenant_id, student_id: uuid.UUID, academic_year: int, semes
                                                    Enrollment.course_id == Course.id))
         .where(Course.tenant_id == tenant_id, Enrollment.student_id == student_id,
                Course.academic_year == academic_year, Course.semester == semester).order_by(Course.code)))
-    performance = dict(db.session.execute(
-        sa.select(Performance.status, sa.func.count())
-        .where(Performance.tenant_id == tenant_id, Performance.student_id == student_id,
-               Performance.academic_year == academic_year).group_by(Performance.status)).all())
+    # the year's diverse performance by name; the counts by status come from the same rows
+    performance_items = list(db.session.scalars(
+        sa.select(Performance).where(Performance.tenant_id == tenant_id, Performance.student_id == student_id,
+                                     Performance.academic_year == academic_year)
+        .order_by(Performance.created_at)))
+    performance: dict = {}
+    for item in performance_items:
+        performance[item.status] = performance.get(item.status, 0) + 1
     selected = dict(db.session.execute(
         sa.select(SelectionItem.item_kind, sa.func.count())
         .where(SelectionItem.tenant_id == tenant_id, SelectionItem.student_id == student_id,
@@ -116,7 +120,7 @@ def student_overview(tenant_id, student_id: uuid.UUID, academic_year: int, semes
             todo.append(("nothing_yet", line.course))
     return {
         "lines": lines, "outcomes": outcomes, "course_names": {c.id: c.name for c in courses},
-        "performance": performance, "selected": selected, "term": term,
+        "performance": performance, "performance_items": performance_items, "selected": selected, "term": term,
         "window": window, "certification_deadline": calendar.certification_deadline(term) if term else None,
         "year_window": year_window, "todo": todo, "now": clock.now(),
     }
@@ -205,6 +209,18 @@ def school_progress(tenant_id, academic_year: int, semester: int | None) -> dict
         counts.add_status(status, n)
         if is_late:
             counts.late += n
+    # the teachers' certified outcomes that students selected for the central database (one query)
+    for teacher_id, n in db.session.execute(
+            sa.select(Course.teacher_id, sa.func.count())
+            .select_from(SelectionItem)
+            .join(CourseOutcome, sa.and_(CourseOutcome.tenant_id == SelectionItem.tenant_id,
+                                         CourseOutcome.id == SelectionItem.item_id))
+            .join(Course, sa.and_(Course.tenant_id == CourseOutcome.tenant_id, Course.id == CourseOutcome.course_id))
+            .where(SelectionItem.tenant_id == tenant_id, SelectionItem.item_kind == "outcome",
+                   _term_filter(academic_year, semester))
+            .group_by(Course.teacher_id)):
+        if teacher_id in by_teacher:
+            by_teacher[teacher_id].selected = n
     total = Counts()
     for counts in by_class.values():
         for attr in ("uploaded", "submitted", "certified", "returned", "rejected", "selected", "late", "students"):

@@ -14,6 +14,7 @@ from lp_saas.audit import services as audit
 from lp_saas.database import db
 from lp_saas.i18n import academic_term
 from lp_saas.portfolio import outcomes as outcome_service
+from lp_saas.portfolio import performances as performance_service
 from lp_saas.portfolio import progress
 from lp_saas.roles import permissions
 from lp_saas.roles.permissions import login_required, permission_required
@@ -75,7 +76,10 @@ def _overview(person, read_only: bool = False):
     year, semester = _term_args()
     data = progress.student_overview(person.tenant_id, person.id, year, semester)
     return render_template("progress/student.html", person=person, year=year, semester=semester,
-                           read_only=read_only, status_label=outcome_service.status_label, **data)
+                           read_only=read_only, status_label=outcome_service.status_label,
+                           performance_labels=performance_service.STATUS_LABELS,
+                           category_label=performance_service.category_label,
+                           source_labels=performance_service.SOURCE_LABELS, **data)
 
 
 @bp.route("/class")
