@@ -240,7 +240,8 @@ def test_graduation_api_checks_who_and_what(app, graduate, api_for, make_school,
     stranger = make_user(other_school, "student")
     for body in ({"student_ids": [str(stranger.id)], "graduated_on": TODAY.isoformat()},
                  {"student_ids": [str(w["teacher"].id)], "graduated_on": TODAY.isoformat()},
-                 {"student_ids": [str(w["student"].id)], "graduated_on": (TODAY - timedelta(days=800)).isoformat()},
+                 {"student_ids": [str(w["student"].id)], "graduated_on": (TODAY - timedelta(days=3 * 366 + 1)).isoformat()},
+                 {"student_ids": [str(w["student"].id)], "graduated_on": (TODAY + timedelta(days=367)).isoformat()},
                  {"student_ids": [], "graduated_on": TODAY.isoformat()},
                  {"student_ids": [str(w["student"].id)], "graduated_on": "2025-02-30"},
                  {"student_ids": [str(w["student"].id)], "graduated_on": TODAY.isoformat(), "seal": False}):
@@ -252,6 +253,18 @@ def test_graduation_api_checks_who_and_what(app, graduate, api_for, make_school,
     with as_tenant(app, w["school"]):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Graduation).where(
             Graduation.tenant_id == w["school"].id)) == 0
+    # a cohort of two years ago may still be recorded (its retention runs on), sealed at once
+    past = registrar_api.post("/api/v1/graduations", {"student_ids": [str(w["student"].id)],
+                                                      "graduated_on": (TODAY - timedelta(days=730)).isoformat()})
+    assert past.status_code == 202, past.get_json()
+
+
+def test_add_years_never_moves_a_day_earlier():
+    from lp_saas.lifecycle.services import add_years, deletion_due_on
+
+    assert add_years(date(2024, 2, 29), 3) == date(2027, 3, 1)
+    assert add_years(date(2024, 2, 29), 4) == date(2028, 2, 29)
+    assert deletion_due_on(date(2025, 6, 30), 3) == date(2028, 7, 1)
 
 
 def test_sealing_one_day_before_and_after_its_day(app, graduate, api_for, drain_jobs):

@@ -110,8 +110,17 @@ def record_graduations(tenant, actor, student_ids: list[uuid.UUID], graduated_on
     if unknown:
         errors["student_ids"] = str(_l("These are not students of this school: %(ids)s", ids=", ".join(unknown)))
     today = clock.today()
-    if not (today - GRADUATION_DAY_RANGE <= graduated_on <= today + GRADUATION_DAY_RANGE):
-        errors["graduated_on"] = str(_l("The graduation day must be within a year of today."))
+    # a past cohort may be recorded (a school moving onto the platform), but never so far back that its
+    # data would be due for deletion at once: a typo must not delete anyone
+    from lp_saas.tenants.rulesets import current_rules
+
+    retention = current_rules(tenant.id)["graduates"]["retention_years"]
+    if graduated_on > today + GRADUATION_DAY_RANGE:
+        errors["graduated_on"] = str(_l("The graduation day must be within a year from today."))
+    elif deletion_due_on(graduated_on, retention) <= today:
+        errors["graduated_on"] = str(_l(
+            "On this graduation day the school's %(years)s-year retention would already have ended and the data "
+            "would be deleted at once. Check the date.", years=retention))
     if errors:
         raise ValidationFailed(errors)
     existing = {g.student_id: g for g in db.session.scalars(sa.select(Graduation).where(
