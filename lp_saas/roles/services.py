@@ -105,9 +105,8 @@ def set_user_roles(tenant, actor, user, role_keys: list[str]) -> list[str]:
 
     Raises ValidationFailed for unknown role keys, for a role the actor may not hand out (one with one
     of the school's keys, ``catalogue.GRANT_GUARDED``, that the actor lacks, unless the actor edits the
-    role matrix: ``roles.edit``), and for a
-    student who would also hold staff roles; QuotaExceeded (409) when the student role would take
-    the school past its plan.
+    role matrix: ``roles.edit``), and for a student who would also hold staff roles; QuotaExceeded
+    (409) when the student role would take the school past its plan.
     """
     roles = {r.key: r for r in roles_of_school(tenant.id)}
     unknown = [k for k in role_keys if k not in roles]
