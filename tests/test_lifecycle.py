@@ -25,7 +25,7 @@ from lp_saas.portfolio.models import (CourseOutcome, Performance, PerformanceSum
                                       StoredFile)
 from lp_saas.records.models import CadreRole
 from lp_saas.storage import get_storage
-from tests.conftest import as_tenant, base_test_config, post_form
+from tests.conftest import PASSWORD, as_tenant, base_test_config, post_form
 
 PDF = b"%PDF-1.4\n%lp-saas test\n" + b"0" * 300
 TODAY = datetime.now(timezone.utc).date()
@@ -411,6 +411,10 @@ def test_deletion_never_early_then_every_row_and_every_version(app, graduate, ap
         assert versions_under(app, school, prefix) == []
     assert rows_of(app, school, w["classmate"].id) == classmate_before
     assert versions_under(app, school, f"outcomes/{w['kept']}/") != []
+    with as_tenant(app, school):  # the parent had no other child here: the account is closed
+        assert db.session.get(User, (school.id, w["parent"].id)).status == "disabled"
+    assert api_for(school).post("/api/v1/auth/token", {"username": w["parent"].username,
+                                                       "password": PASSWORD}).status_code in (401, 403)
     with as_tenant(app, school):
         record = db.session.scalar(sa.select(DeletionRecord).where(DeletionRecord.tenant_id == school.id))
         assert record.status == "done" and record.student_id is None and record.planned_keys is None

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from lp_saas import clock
+from lp_saas.academics.models import ParentLink
 from lp_saas.accounts.models import User
 from lp_saas.audit import services as audit
 from lp_saas.database import db
@@ -407,11 +408,14 @@ def _delete_rows(tenant, record: DeletionRecord, student_id, actor_label) -> Non
             record.object_versions += storage.delete_object(tenant.bucket, key)
             record.objects += 1
     preds = _student_predicates(tenant.id, student_id)
+    parents = set(db.session.scalars(sa.select(ParentLink.parent_id).where(
+        ParentLink.tenant_id == tenant.id, ParentLink.student_id == student_id)))
     counts: dict[str, int] = {}
     for table in reversed(list(preds)):
         deleted = db.session.execute(table.delete().where(preds[table])).rowcount or 0
         if deleted:
             counts[table.name] = deleted
+    _close_orphaned_parents(tenant, parents, actor_label)
     today = clock.today()
     record.status = "done"
     record.counts = counts
@@ -425,6 +429,25 @@ def _delete_rows(tenant, record: DeletionRecord, student_id, actor_label) -> Non
                                                  "rule": record.rule})
     db.session.commit()
     db.session.expire_all()
+
+
+def _close_orphaned_parents(tenant, parent_ids: set, actor_label: str) -> None:
+    """A parent account exists to read its children's portfolios: once the last child's data is gone, it is
+    disabled and its sessions end (the school may delete it; its own data is the parent's, not the child's)."""
+    from lp_saas.accounts.services import end_all_sessions
+
+    if not parent_ids:
+        return
+    still_linked = set(db.session.scalars(sa.select(ParentLink.parent_id).where(
+        ParentLink.tenant_id == tenant.id, ParentLink.parent_id.in_(parent_ids))))
+    for parent_id in sorted(parent_ids - still_linked, key=str):
+        parent = db.session.get(User, (tenant.id, parent_id))
+        if parent is None or parent.status != "active":
+            continue
+        parent.status = "disabled"
+        end_all_sessions(parent, "disabled")
+        audit.record(tenant.id, actor_label, "user.disabled", target_type="user", target_id=parent.id,
+                     details={"reason": "no_children_left"})
 
 
 def deletion_records(tenant_id, limit: int = 200) -> list[DeletionRecord]:
