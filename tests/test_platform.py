@@ -95,7 +95,7 @@ def unique_slug(prefix="sch"):
 
 
 def signup_body(**overrides):
-    body = {"school_name": "國立新竹高級中學", "school_code": "180301", "school_type": "general",
+    body = {"school_name": "國立新竹高級中學", "school_code": f"8{uuid.uuid4().int % 10**5:05d}", "school_type": "general",
             "slug": unique_slug(), "contact_name": "王教務", "contact_email": f"dean{uuid.uuid4().hex[:6]}@hcsh.edu.tw",
             "plan": "standard"}
     body.update(overrides)
@@ -145,7 +145,7 @@ def test_signup_verify_approve_and_the_first_admin_signs_in(app, apex, smtp_serv
     assert slug in approved.output and address in approved.output
     with app.app_context():
         tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
-        assert tenant.status == "active" and tenant.school_code == "180301"
+        assert tenant.status == "active" and tenant.school_code == body["school_code"]
         assert db.session.get(Subscription, tenant.id).plan == "standard"
     again = app.test_cli_runner().invoke(args=["tenants", "approve", slug])
     assert again.exit_code == 0 and "nothing changed" in again.output
@@ -255,6 +255,7 @@ def taken_slug(make_school):
     ("slug", "", "請輸入子網域", "Enter a subdomain"),
     ("school_code", "12345", "6 位數字", "6 digits"),
     ("school_code", "12345a", "6 位數字", "6 digits"),
+    ("school_code", "074308", "已在使用", "already uses the platform"),  # make_school's code: a school has it
     ("contact_email", "dean@", "電子郵件", "e-mail address"),
     ("contact_email", "dean at school.tw", "電子郵件", "e-mail address"),
     ("plan", "platinum", "方案", "plan"),

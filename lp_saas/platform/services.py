@@ -194,6 +194,12 @@ def validate_signup(data: dict) -> tuple[dict, dict]:
         clean["school_name"] = data["school_name"].strip()
     if "school_code" in school:
         errors["school_code"] = school["school_code"]
+    elif db.session.scalar(sa.select(Tenant.id).where(Tenant.school_code == data["school_code"],
+                                                      Tenant.status.in_(("active", "suspended", "provisioning")))
+                           .limit(1)) is not None:
+        # one subscription per school: a second signup for the same school is a mistake or a stranger
+        errors["school_code"] = str(_l("A school with this MOE school code already uses the platform. If that is "
+                                       "your school, ask its administrator or the platform's operators."))
     else:
         clean["school_code"] = data["school_code"]
     if "school_type" in school:
