@@ -425,20 +425,32 @@ def test_before_the_term_starts_nothing_can_be_uploaded(world):
         assert api.post("/api/v1/outcomes", _good(world)).status_code == 201
 
 
-def test_without_a_calendar_the_school_is_told_to_set_it(world):
-    other_semester = 2 if world.semester == 1 else 1
-    with as_tenant(world.app, world.school):
-        course = Course(tenant_id=world.school.id, code=f"X{uuid.uuid4().hex[:6]}", name="地理", credits=2,
-                        academic_year=world.year, semester=other_semester, teacher_id=world.teacher.id)
-        db.session.add(course)
-        db.session.flush()
-        db.session.add(Enrollment(tenant_id=world.school.id, course_id=course.id, student_id=world.student.id))
-        db.session.commit()
-        course_id = course.id
-    response = world.api(world.student).post("/api/v1/outcomes", _good(world, course_id=str(course_id)))
-    assert response.status_code == 422
-    assert response.get_json()["error"]["code"] == "calendar_not_set"
-    assert "行事曆" in response.get_json()["error"]["message"] or "calendar" in response.get_json()["error"]["message"]
+def test_until_the_school_sets_its_calendar_the_national_dates_apply(app, make_school, make_user, api_for):
+    """A new school works on its first day: semester 1 from 1 August with its ceremony on 20 January,
+    semester 2 from 1 February with its ceremony on 30 June, until the registrar sets the real days."""
+    school = make_school("moe")
+    teacher, student = make_user(school, "teacher"), make_user(school, "student")
+    with clock.frozen(datetime(2025, 1, 6, 10, 0, tzinfo=TAIPEI)):  # 113學年度第1學期
+        with as_tenant(app, school):
+            courses = {}
+            for semester in (1, 2):
+                course = Course(tenant_id=school.id, code=f"N{semester}{uuid.uuid4().hex[:5]}", name="地理", credits=2,
+                                academic_year=113, semester=semester, teacher_id=teacher.id)
+                db.session.add(course)
+                db.session.flush()
+                db.session.add(Enrollment(tenant_id=school.id, course_id=course.id, student_id=student.id))
+                courses[semester] = str(course.id)
+            db.session.commit()
+        api = api_for(school, student)
+        now = api.post("/api/v1/outcomes", {"course_id": courses[1], "title": "家鄉地圖", "description": "",
+                                            "link": "https://example.org/map"})
+        assert now.status_code == 201, now.get_json()
+        # ceremony 2025-01-20 + 14 days (the rule set's window): the last minute of 2025-02-03
+        shown = api.get(f"/api/v1/outcomes/{now.get_json()['id']}").get_json()
+        assert shown["upload_closes_at"].startswith("2025-02-03T23:59:59"), shown
+        later = api.post("/api/v1/outcomes", {"course_id": courses[2], "title": "下學期", "description": "",
+                                              "link": "https://example.org/later"})
+        assert later.status_code == 422 and later.get_json()["error"]["code"] == "window_not_open"
 
 
 def test_certification_until_the_deadline_s_last_minute(world):

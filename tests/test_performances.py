@@ -554,7 +554,9 @@ def test_the_window_last_minute_passes_and_the_next_is_refused(world):
         assert 'data-testid="window-closed"' in page and "data-direct-upload" not in page
 
 
-def test_a_year_without_a_calendar_is_refused(world):
+def test_a_year_not_yet_open_is_refused(world):
+    """Year 120 has no calendar of the school's: the national default dates apply, and its window
+    (from 1 August 2031) is not open."""
     refused = world.api(world.student).post("/api/v1/performances", {
         "category": "work_product", "title": "未來", "details": {"name": "x", "date": "2025-01-05"},
         "link": "https://example.org/x", "academic_year": 120})
@@ -563,7 +565,8 @@ def test_a_year_without_a_calendar_is_refused(world):
     refused = world.api(world.student).post("/api/v1/performances", {
         "category": "group_activity", "title": "未來", "details": good("group_activity"),
         "link": "https://example.org/x", "academic_year": 120})
-    assert refused.get_json()["error"]["code"] == "window_not_set"
+    error = refused.get_json()["error"]
+    assert error["code"] == "window_closed" and error["details"]["window"]["opens_at"].startswith("2031-08-01")
 
 
 # --- files ------------------------------------------------------------------------------------------------

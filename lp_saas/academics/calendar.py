@@ -45,8 +45,28 @@ def end_of_day(day: date) -> datetime:
 
 
 def term(tenant_id, academic_year: int, semester: int) -> Term | None:
-    return db.session.scalar(sa.select(Term).where(Term.tenant_id == tenant_id, Term.academic_year == academic_year,
-                                                   Term.semester == semester))
+    """The school's term, or the national default dates until the school sets its own (so that a new
+    school works on its first day; the registrar moves the ceremony to the real day)."""
+    found = db.session.scalar(sa.select(Term).where(Term.tenant_id == tenant_id, Term.academic_year == academic_year,
+                                                    Term.semester == semester))
+    return found if found is not None else default_term(tenant_id, academic_year, semester)
+
+
+#: the national calendar's shape (DESIGN.md §2): semester 1 from August, semester 2 from February; the
+#: semester-end ceremonies fall around 20 January and 30 June
+DEFAULT_DATES = {1: ((0, 8, 1), (1, 1, 20), (1, 1, 31)), 2: ((1, 2, 1), (1, 6, 30), (1, 7, 31))}
+
+
+def default_term(tenant_id, academic_year: int, semester: int) -> Term | None:
+    """A term with the national default dates, never stored (``is_default``); None for a bad semester."""
+    if semester not in DEFAULT_DATES or not isinstance(academic_year, int):
+        return None
+    ad = academic_year + 1911
+    starts, ceremony, ends = (date(ad + dy, month, day) for dy, month, day in DEFAULT_DATES[semester])
+    found = Term(tenant_id=tenant_id, academic_year=academic_year, semester=semester, starts_on=starts,
+                 ceremony_on=ceremony, ends_on=ends, grade12_ceremony_on=None)
+    found.is_default = True
+    return found
 
 
 def current_term(tenant_id, on: date | None = None) -> Term | None:

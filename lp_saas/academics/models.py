@@ -112,6 +112,8 @@ class Term(TenantMixin, db.Model):
     ceremony_on: Mapped[date] = mapped_column(sa.Date)  # 休業式
     #: grade 12's semester 2 ends early (university applications): its own ceremony, if any
     grade12_ceremony_on: Mapped[date | None] = mapped_column(sa.Date)
+    #: True only on the national default dates used until the school sets its own (never stored)
+    is_default = False
 
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "academic_year", "semester"),
