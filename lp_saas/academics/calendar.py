@@ -105,7 +105,7 @@ def certification_deadline(t: Term, grade: int | None = None) -> datetime:
 
 
 def year_window(tenant_id, academic_year: int) -> Window | None:
-    """Diverse performance uploads and the selection of ``academic_year``; None without both terms."""
+    """Diverse performance uploads of ``academic_year`` (the school's terms, or the national default dates)."""
     first, second = term(tenant_id, academic_year, 1), term(tenant_id, academic_year, 2)
     if first is None or second is None:
         return None
@@ -116,7 +116,7 @@ def year_window(tenant_id, academic_year: int) -> Window | None:
 def selection_window(tenant_id, academic_year: int) -> Window | None:
     """The selection of ``academic_year``: the year's window, kept open at least until semester 2's
     certification deadline, so that an outcome certified on the deadline day can still be selected
-    (員林: performance window ceremony + 14 days, certification ceremony + 21). None without both terms."""
+    (員林: performance window ceremony + 14 days, certification ceremony + 21)."""
     window = year_window(tenant_id, academic_year)
     if window is None:
         return None
